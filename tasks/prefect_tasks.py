@@ -1,0 +1,45 @@
+"""Thin Prefect tasks around the engine: they add names, retries and logging, nothing else.
+
+Tasks take and return paths, shard numbers and counts, never the records themselves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NONE
+
+from schemas.recipe import Recipe
+from tasks.engine import Plan, Segment, run_global_stage, run_map_shard, run_read
+from tasks.manifest import write_manifest
+from tasks.outputs import write_outputs
+from tasks.workers import run_in_worker
+
+_COMMON: dict[str, Any] = {"persist_result": False, "cache_policy": NONE}
+
+
+@task(name="read-sources", **_COMMON)
+def read_sources(recipe: Recipe, files: dict[str, list[Path]], out: Path, plan: Plan) -> list[dict]:
+    return run_read(recipe, files, out, plan)
+
+
+@task(name="map-shard", task_run_name="{segment.label}[{shard}]", retries=1, **_COMMON)
+def map_shard(out: Path, segment: Segment, shard: int) -> dict[str, dict[str, Any]]:
+    return run_in_worker(run_map_shard, out, segment, shard)
+
+
+@task(name="global-stage", task_run_name="{segment.label}", **_COMMON)
+def global_stage(out: Path, segment: Segment, shards: int) -> list[dict[str, Any]]:
+    return run_global_stage(out, segment, shards)
+
+
+@task(name="write-outputs", **_COMMON)
+def outputs(out: Path, final_stage: str, shards: int, recipe: Recipe) -> dict[str, str]:
+    return write_outputs(out, final_stage, shards, recipe.outputs)
+
+
+@task(name="write-manifest", **_COMMON)
+def manifest(out: Path, body: dict[str, Any]) -> str:
+    return str(write_manifest(out, body))

@@ -1,0 +1,187 @@
+"""Readers: stream input records from files and datasets, one at a time.
+
+A reader never decides whether a record is good; it yields what it found (the parsed
+value, or the text it could not parse and why) and the read stage turns each into a
+record or a reject. Nothing is loaded whole: JSON lists go through ijson, JSONL line by
+line, HF datasets with `streaming=True`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import ijson
+
+from schemas.recipe import SourceConfig
+
+
+@dataclass(frozen=True, slots=True)
+class RawItem:
+    where: str  # "file.jsonl:12" — names the record for humans and for fallback ids
+    value: Any = None  # the parsed record
+    text: str | None = None  # the original text, when it could not be parsed
+    error: str | None = None  # why it could not be parsed
+    reason: str = "invalid_json"  # the reject reason when it could not be parsed
+
+
+_NEXT_DATA = re.compile(
+    rb"<script[^>]*\bid=[\"']__NEXT_DATA__[\"'][^>]*>(.*?)</script\s*>", re.S | re.I
+)
+
+
+def _open(path: Path) -> IO[bytes]:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+
+
+def _logical_suffix(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+    return suffixes[-1] if suffixes else ""
+
+
+def _first_char(path: Path) -> bytes:
+    with _open(path) as fh:
+        while chunk := fh.read(4096):
+            stripped = chunk.lstrip().lstrip(b"\xef\xbb\xbf").lstrip()
+            if stripped:
+                return stripped[:1]
+    return b""
+
+
+def iter_jsonl(path: Path) -> Iterator[RawItem]:
+    with _open(path) as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{path.name}:{lineno}"
+            try:
+                yield RawItem(where, value=json.loads(line))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                text = line.decode("utf-8", errors="replace").rstrip("\n")
+                yield RawItem(where, text=text, error=f"not JSON: {exc}")
+
+
+def iter_json_values(path: Path) -> Iterator[RawItem]:
+    """A JSON list (`[{…}, …]`) or concatenated top-level values, streamed with ijson."""
+    list_mode = _first_char(path) == b"["
+    index = 0
+    with _open(path) as fh:
+        items = (
+            ijson.items(fh, "item", use_float=True)
+            if list_mode
+            else ijson.items(fh, "", multiple_values=True, use_float=True)
+        )
+        try:
+            for value in items:
+                yield RawItem(f"{path.name}#{index}", value=value)
+                index += 1
+        except (ijson.JSONError, ijson.IncompleteJSONError, UnicodeDecodeError) as exc:
+            # A streaming parser cannot resynchronise inside a broken list: what follows the
+            # error is reported as one reject, so the loss is visible and counted.
+            yield RawItem(
+                f"{path.name}#{index}",
+                text="",
+                error=f"not JSON after item {index}; the rest of the file was not read: {exc}",
+            )
+
+
+def iter_html_page(path: Path) -> Iterator[RawItem]:
+    """A saved ShareGPT page: the conversation is in <script id="__NEXT_DATA__">."""
+    data = path.read_bytes()
+    match = _NEXT_DATA.search(data)
+    if match is None:
+        snippet = data[:2000].decode("utf-8", errors="replace")
+        yield RawItem(
+            path.name, text=snippet, error="no __NEXT_DATA__ script in the page",
+            reason="invalid_record",
+        )
+        return
+    try:
+        payload = json.loads(match.group(1))
+        props = payload["props"]["pageProps"]
+        content = props["content"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        text = match.group(1)[:100_000].decode("utf-8", errors="replace")
+        yield RawItem(
+            path.name, text=text, error=f"unreadable __NEXT_DATA__: {exc!r}", reason="invalid_record"
+        )
+        return
+    if not isinstance(content, dict):
+        yield RawItem(
+            path.name, text=json.dumps(content), error="pageProps.content is not an object",
+            reason="invalid_record",
+        )
+        return
+    record = {
+        "id": props.get("id") or content.get("id") or path.stem,
+        "conversations": content.get("items"),
+        "model": content.get("model"),
+        "title": content.get("title"),
+    }
+    yield RawItem(path.name, value=record)
+
+
+def iter_sharegpt_file(path: Path) -> Iterator[RawItem]:
+    suffix = _logical_suffix(path)
+    if suffix in (".html", ".htm"):
+        yield from iter_html_page(path)
+    elif suffix == ".jsonl":
+        yield from iter_jsonl(path)
+    elif _first_char(path) == b"{" and _looks_like_jsonl(path):
+        yield from iter_jsonl(path)
+    else:
+        yield from iter_json_values(path)
+
+
+def _looks_like_jsonl(path: Path) -> bool:
+    """A `.json` file whose first line is a whole object is JSON Lines (FastChat writes both)."""
+    with _open(path) as fh:
+        first = fh.readline()
+    try:
+        return isinstance(json.loads(first), dict)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+
+
+def iter_hf(source: SourceConfig, files: list[Path] | None) -> Iterator[RawItem]:
+    """Anything `datasets.load_dataset` reads: an HF dataset id, or local files."""
+    import datasets  # imported here: it is slow to import and only this reader needs it
+
+    if source.dataset:
+        ds = datasets.load_dataset(
+            source.dataset, name=source.subset, split=source.split, streaming=True
+        )
+    else:
+        assert files
+        builder = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}.get(
+            _logical_suffix(files[0]), "json"
+        )
+        ds = datasets.load_dataset(
+            builder, data_files=[str(f) for f in files], split="train", streaming=True
+        )
+    label = source.dataset or source.name
+    index = 0
+    iterator = iter(ds)
+    while True:
+        try:
+            row = next(iterator)
+        except StopIteration:
+            return
+        except Exception as exc:  # a broken file part-way: keep what came before, say so
+            yield RawItem(f"{label}#{index}", text="", error=f"{type(exc).__name__}: {exc}")
+            return
+        yield RawItem(f"{label}#{index}", value=dict(row))
+        index += 1
+
+
+def iter_source(source: SourceConfig, files: list[Path] | None) -> Iterator[RawItem]:
+    if source.format == "hf":
+        yield from iter_hf(source, files)
+        return
+    for path in files or []:
+        yield from iter_sharegpt_file(path)

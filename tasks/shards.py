@@ -1,0 +1,129 @@
+"""Shard storage: parquet parts written atomically, and the per-shard completion markers.
+
+Layout under the run's output directory OUT:
+
+    OUT/<stage>/part-NNNNN.parquet           records kept by the stage
+    OUT/rejects/<stage>/part-NNNNN.parquet   records it rejected (only when there are any)
+    OUT/.sftforge/state/<stage>/part-NNNNN.json   written last: the shard is complete
+
+A shard counts as done only when its marker exists and carries the fingerprint of the
+current recipe and input; a crash at any point leaves at worst a finished part file
+without a marker, which the rerun simply writes again (to the same bytes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from schemas.records import CONVERSATION_SCHEMA, REJECT_SCHEMA
+
+STATE_DIR = ".sftforge/state"
+_PART = re.compile(r"^part-(\d{5})\.(parquet|json)$")
+
+
+def part_name(shard: int) -> str:
+    return f"part-{shard:05d}.parquet"
+
+
+def stage_part(out: Path, stage: str, shard: int) -> Path:
+    return out / stage / part_name(shard)
+
+
+def reject_part(out: Path, stage: str, shard: int) -> Path:
+    return out / "rejects" / stage / part_name(shard)
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(path)
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_table_atomic(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(path)
+    # Fixed writer settings: the same rows always give the same bytes.
+    pq.write_table(
+        table, tmp, compression="zstd", row_group_size=10_000, write_statistics=True,
+        store_schema=True,
+    )
+    os.replace(tmp, path)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def conversations_table(records: list[dict[str, Any]]) -> pa.Table:
+    rows = {
+        "id": [r["id"] for r in records],
+        "source": [r["source"] for r in records],
+        "model": [r.get("model") for r in records],
+        "messages": [r["messages"] for r in records],
+        "meta": [_dumps(r.get("meta") or {}) for r in records],
+    }
+    return pa.Table.from_pydict(rows, schema=CONVERSATION_SCHEMA)
+
+
+def read_conversations(path: Path) -> list[dict[str, Any]]:
+    records = pq.read_table(path, schema=CONVERSATION_SCHEMA).to_pylist()
+    for record in records:
+        record["meta"] = json.loads(record["meta"]) if record["meta"] else {}
+    return records
+
+
+def rejects_table(rejects: list[dict[str, Any]]) -> pa.Table:
+    return pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA)
+
+
+def write_stage_shard(
+    out: Path, stage: str, shard: int, kept: list[dict[str, Any]], rejects: list[dict[str, Any]]
+) -> None:
+    write_table_atomic(conversations_table(kept), stage_part(out, stage, shard))
+    rejected = reject_part(out, stage, shard)
+    if rejects:
+        write_table_atomic(rejects_table(rejects), rejected)
+    elif rejected.exists():  # left by an earlier run of a different recipe
+        rejected.unlink()
+
+
+def marker(out: Path, stage: str, shard: int) -> Path:
+    return out / STATE_DIR / stage / f"part-{shard:05d}.json"
+
+
+def load_marker(out: Path, stage: str, shard: int, fingerprint: str) -> dict[str, Any] | None:
+    path = marker(out, stage, shard)
+    try:
+        stats = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return stats if stats.get("fingerprint") == fingerprint else None
+
+
+def save_marker(out: Path, stage: str, shard: int, stats: dict[str, Any]) -> None:
+    write_bytes_atomic(marker(out, stage, shard), _dumps(stats).encode())
+
+
+def remove_parts_from(folder: Path, first_stale: int) -> None:
+    """Delete part files numbered >= first_stale (left by an earlier, larger run)."""
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        match = _PART.match(path.name)
+        if match and int(match.group(1)) >= first_stale:
+            path.unlink()

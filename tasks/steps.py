@@ -1,0 +1,56 @@
+"""Step registry: a recipe's step config -> the function that applies it to one record."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from schemas.steps import (
+    CheckStructureStep,
+    DedupExactStep,
+    FilterBlockedWordsStep,
+    FilterLanguageStep,
+    FilterModelStep,
+    HtmlToMarkdownStep,
+    StepBase,
+)
+from tasks.check_structure import check_structure
+from tasks.dedup_exact import ExactDeduplicator
+from tasks.filter_blocked_words import make_blocked_words_filter
+from tasks.filter_language import make_language_filter
+from tasks.filter_model import make_model_filter
+from tasks.html_to_markdown import convert_messages
+from tasks.outcome import Rejected
+
+StepFn = Callable[[dict[str, Any]], "dict[str, Any] | Rejected"]
+
+
+def build_step(config: StepBase) -> StepFn:
+    """A fresh step function (stateful steps like dedup get fresh state)."""
+    match config:
+        case HtmlToMarkdownStep():
+            return partial(convert_messages, roles=list(config.roles))
+        case CheckStructureStep():
+            return partial(
+                check_structure,
+                min_messages=config.min_messages,
+                min_chars=config.min_chars,
+                max_chars=config.max_chars,
+            )
+        case FilterBlockedWordsStep():
+            return make_blocked_words_filter(config.words)
+        case DedupExactStep():
+            return ExactDeduplicator()
+        case FilterModelStep():
+            return make_model_filter(config.models, config.keep_unknown)
+        case FilterLanguageStep():
+            return make_language_filter(
+                config.languages,
+                config.min_score,
+                list(config.scopes),
+                config.model_path,
+                config.max_chars,
+                config.strip_code,
+            )
+    raise ValueError(f"no implementation for step {config!r}")
