@@ -48,16 +48,16 @@ SNIPPETS = {
         'import pandas as pd\n\n\ndef load_user_data(file_path):\n    """Load the CSV and drop empty rows."""\n'
         '    df = pd.read_csv(file_path)\n    df = df.dropna(subset=["user_id", "created_at"])\n\n'
         '    # keep only active users\n    return df[df["is_active"] == True]\n',
-        'class RateLimiter:\n    def __init__(self, max_calls, period_s=60):\n        self.max_calls = max_calls\n'
-        '        self.period_s = period_s\n        self._calls = []\n\n    def allow(self, now):\n'
-        '        self._calls = [t for t in self._calls if now - t < self.period_s]\n'
-        '        if len(self._calls) < self.max_calls:\n            self._calls.append(now)\n'
-        '            return True\n        return False\n',
+        "class RateLimiter:\n    def __init__(self, max_calls, period_s=60):\n        self.max_calls = max_calls\n"
+        "        self.period_s = period_s\n        self._calls = []\n\n    def allow(self, now):\n"
+        "        self._calls = [t for t in self._calls if now - t < self.period_s]\n"
+        "        if len(self._calls) < self.max_calls:\n            self._calls.append(now)\n"
+        "            return True\n        return False\n",
         'for i in range(1, 101):\n    if i % 15 == 0:\n        print("FizzBuzz")\n    elif i % 3 == 0:\n'
         '        print("Fizz")\n    elif i % 5 == 0:\n        print("Buzz")\n    else:\n        print(i)\n',
-        'def merge_sorted(a_list, b_list):\n    result, i, j = [], 0, 0\n    while i < len(a_list) and j < len(b_list):\n'
-        '        if a_list[i] <= b_list[j]:\n            result.append(a_list[i]); i += 1\n        else:\n'
-        '            result.append(b_list[j]); j += 1\n\n    return result + a_list[i:] + b_list[j:]\n',
+        "def merge_sorted(a_list, b_list):\n    result, i, j = [], 0, 0\n    while i < len(a_list) and j < len(b_list):\n"
+        "        if a_list[i] <= b_list[j]:\n            result.append(a_list[i]); i += 1\n        else:\n"
+        "            result.append(b_list[j]); j += 1\n\n    return result + a_list[i:] + b_list[j:]\n",
     ],
     "javascript": [
         "async function fetchUserProfile(user_id) {\n  const response = await fetch(`/api/users/${user_id}`);\n"
@@ -77,14 +77,20 @@ SNIPPETS = {
 }
 
 TOPICS = [
-    ("load a CSV file and clean it", "python"), ("write a rate limiter", "python"),
-    ("solve FizzBuzz", "python"), ("merge two sorted lists", "python"),
-    ("fetch a user profile from an API", "javascript"), ("debounce a function", "javascript"),
-    ("compress old log files", "bash"), ("count orders per user", "sql"),
+    ("load a CSV file and clean it", "python"),
+    ("write a rate limiter", "python"),
+    ("solve FizzBuzz", "python"),
+    ("merge two sorted lists", "python"),
+    ("fetch a user profile from an API", "javascript"),
+    ("debounce a function", "javascript"),
+    ("compress old log files", "bash"),
+    ("count orders per user", "sql"),
     ("explain the difference between a list and a tuple", None),
-    ("plan a three-day trip to Kyoto", None), ("write a cover letter for a data analyst role", None),
+    ("plan a three-day trip to Kyoto", None),
+    ("write a cover letter for a data analyst role", None),
     ("summarise the causes of the French Revolution", None),
-    ("explain gradient descent", "math"), ("compare SQL and NoSQL databases", "table"),
+    ("explain gradient descent", "math"),
+    ("compare SQL and NoSQL databases", "table"),
 ]
 
 PROSE = [
@@ -99,18 +105,27 @@ PROSE = [
 ]
 
 FOREIGN = {
-    "zh": ("请帮我写一首关于春天的短诗。", "<p>春风拂面花自开，燕子归来绕楼台。细雨无声润万物，青山绿水入画来。</p>"
-           "<p>这首诗描写了春天的景色，希望你喜欢。</p>"),
-    "es": ("¿Puedes explicarme cómo funciona la fotosíntesis de manera sencilla?",
-           "<p>Claro. La fotosíntesis es el proceso mediante el cual las plantas convierten la luz del sol, "
-           "el agua y el dióxido de carbono en glucosa y oxígeno.</p><ol><li><p>Las hojas absorben la luz.</p>"
-           "</li><li><p>La energía se usa para producir azúcar.</p></li></ol>"),
-    "de": ("Kannst du mir erklären, wie man einen guten Lebenslauf schreibt?",
-           "<p>Gerne! Ein guter Lebenslauf ist übersichtlich, ehrlich und auf die Stelle zugeschnitten. "
-           "Beginnen Sie mit Ihren persönlichen Daten und Ihrer Berufserfahrung.</p>"),
-    "fr": ("Quels sont les meilleurs endroits à visiter à Paris en hiver ?",
-           "<p>Paris en hiver est magnifique. Je vous recommande le musée du Louvre, le musée d'Orsay "
-           "et une promenade le long de la Seine au coucher du soleil.</p>"),
+    "zh": (
+        "请帮我写一首关于春天的短诗。",
+        "<p>春风拂面花自开，燕子归来绕楼台。细雨无声润万物，青山绿水入画来。</p>"
+        "<p>这首诗描写了春天的景色，希望你喜欢。</p>",
+    ),
+    "es": (
+        "¿Puedes explicarme cómo funciona la fotosíntesis de manera sencilla?",
+        "<p>Claro. La fotosíntesis es el proceso mediante el cual las plantas convierten la luz del sol, "
+        "el agua y el dióxido de carbono en glucosa y oxígeno.</p><ol><li><p>Las hojas absorben la luz.</p>"
+        "</li><li><p>La energía se usa para producir azúcar.</p></li></ol>",
+    ),
+    "de": (
+        "Kannst du mir erklären, wie man einen guten Lebenslauf schreibt?",
+        "<p>Gerne! Ein guter Lebenslauf ist übersichtlich, ehrlich und auf die Stelle zugeschnitten. "
+        "Beginnen Sie mit Ihren persönlichen Daten und Ihrer Berufserfahrung.</p>",
+    ),
+    "fr": (
+        "Quels sont les meilleurs endroits à visiter à Paris en hiver ?",
+        "<p>Paris en hiver est magnifique. Je vous recommande le musée du Louvre, le musée d'Orsay "
+        "et une promenade le long de la Seine au coucher du soleil.</p>",
+    ),
 }
 
 MODELS = ["Model: GPT-4"] * 5 + ["Model: Default (GPT-3.5)"] * 4 + [None]
@@ -142,8 +157,11 @@ def highlight(code: str, lang: str) -> str:
 def code_block(rng: random.Random, lang: str) -> str:
     code = rng.choice(SNIPPETS[lang])
     if rng.random() < 0.7:  # 2023 style: language in the header <span>
-        return PRE.format(header=f'<span class="">{lang}</span>', cls=f" language-{lang}",
-                          code=highlight(code, lang))
+        return PRE.format(
+            header=f'<span class="">{lang}</span>',
+            cls=f" language-{lang}",
+            code=highlight(code, lang),
+        )
     # the other style: no label in the header, only class="language-…" on <code>
     return PRE.format(header="", cls=f" language-{lang}", code=highlight(code, lang))
 
@@ -175,8 +193,10 @@ def answer_html(rng: random.Random, topic: str, kind: str | None, code_heavy: bo
         blocks = 1
         for _ in range(blocks):
             if rng.random() < 0.3:  # a code block inside a list item
-                parts.append(f"<ol><li><p>First, the function:</p>{code_block(rng, kind)}</li>"
-                             "<li><p>Then call it with your data.</p></li></ol>")
+                parts.append(
+                    f"<ol><li><p>First, the function:</p>{code_block(rng, kind)}</li>"
+                    "<li><p>Then call it with your data.</p></li></ol>"
+                )
             else:
                 parts.append(code_block(rng, kind))
             parts.append(f"<p>{rng.choice(PROSE)}</p>")
@@ -184,8 +204,11 @@ def answer_html(rng: random.Random, topic: str, kind: str | None, code_heavy: bo
         parts.append(table_html())
     elif kind == "math":
         parts.append(math_html())
-    parts.append("<ul>" + "".join(f"<li>{rng.choice(PROSE)}</li>" for _ in range(rng.randint(1, 3)))
-                 + "</ul>")
+    parts.append(
+        "<ul>"
+        + "".join(f"<li>{rng.choice(PROSE)}</li>" for _ in range(rng.randint(1, 3)))
+        + "</ul>"
+    )
     parts.append(f"<p>{rng.choice(PROSE)}</p>")
     return PROSE_WRAP.format("".join(parts))
 
@@ -212,9 +235,22 @@ def conversation(rng: random.Random, idx: int, code_heavy: bool) -> dict[str, An
 
 def flawed(rng: random.Random, idx: int, base: dict[str, Any], earlier: list[dict]) -> dict | str:
     """One of the defects real dumps have (what each becomes is in the README)."""
-    kind = rng.choice(["duplicate", "duplicate_ws", "foreign", "wrong_order", "blocked", "empty",
-                       "leading_gpt", "trailing_human", "not_json", "no_conversations",
-                       "value_not_string", "unknown_role"])
+    kind = rng.choice(
+        [
+            "duplicate",
+            "duplicate_ws",
+            "foreign",
+            "wrong_order",
+            "blocked",
+            "empty",
+            "leading_gpt",
+            "trailing_human",
+            "not_json",
+            "no_conversations",
+            "value_not_string",
+            "unknown_role",
+        ]
+    )
     rid = f"sg{idx:06d}"
     if kind == "duplicate" and earlier:
         return {**rng.choice(earlier), "id": rid}
@@ -225,18 +261,35 @@ def flawed(rng: random.Random, idx: int, base: dict[str, Any], earlier: list[dic
     if kind == "foreign":
         lang = rng.choice(sorted(FOREIGN))
         question, answer = FOREIGN[lang]
-        return {"id": rid, "model": "Model: GPT-4", "conversations": [
-            {"from": "human", "value": question}, {"from": "gpt", "value": PROSE_WRAP.format(answer)}]}
+        return {
+            "id": rid,
+            "model": "Model: GPT-4",
+            "conversations": [
+                {"from": "human", "value": question},
+                {"from": "gpt", "value": PROSE_WRAP.format(answer)},
+            ],
+        }
     conv = base["conversations"]
     if kind == "wrong_order":
         return {**base, "id": rid, "conversations": [conv[0], conv[0], *conv[1:]]}
     if kind == "blocked":
-        extra = {"from": "gpt", "value": PROSE_WRAP.format(
-            "<p>As an AI language model developed by OpenAI, I cannot browse the internet.</p>")}
+        extra = {
+            "from": "gpt",
+            "value": PROSE_WRAP.format(
+                "<p>As an AI language model developed by OpenAI, I cannot browse the internet.</p>"
+            ),
+        }
         return {**base, "id": rid, "conversations": [conv[0], extra]}
     if kind == "empty":
-        return {**base, "id": rid, "conversations": [*conv, {"from": "human", "value": "And more?"},
-                                                     {"from": "gpt", "value": ""}]}
+        return {
+            **base,
+            "id": rid,
+            "conversations": [
+                *conv,
+                {"from": "human", "value": "And more?"},
+                {"from": "gpt", "value": ""},
+            ],
+        }
     if kind == "leading_gpt":
         return {**base, "id": rid, "conversations": [conv[1], *conv]}
     if kind == "trailing_human":
@@ -250,8 +303,9 @@ def flawed(rng: random.Random, idx: int, base: dict[str, Any], earlier: list[dic
     return {**base, "id": rid, "conversations": [{"from": "bot", "value": "hi"}, *conv]}
 
 
-def generate(records: int, seed: int = 1234, code_heavy: bool = False,
-             flawed_share: float = 0.25) -> Iterator[dict[str, Any] | str]:
+def generate(
+    records: int, seed: int = 1234, code_heavy: bool = False, flawed_share: float = 0.25
+) -> Iterator[dict[str, Any] | str]:
     """Yield `records` items: conversation dicts, or raw strings for lines that are not JSON."""
     rng = random.Random(seed)
     earlier: list[dict[str, Any]] = []
@@ -270,20 +324,35 @@ def write_jsonl(path: Path, items: Iterator[dict[str, Any] | str]) -> int:
     n = 0
     with path.open("w", encoding="utf-8") as fh:
         for item in items:
-            fh.write((item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)) + "\n")
+            fh.write(
+                (item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)) + "\n"
+            )
             n += 1
     return n
 
 
 def share_page(record: dict[str, Any], title: str) -> str:
     """A saved sharegpt.com/c/… page: the conversation sits in Next.js's __NEXT_DATA__."""
-    data = {"props": {"pageProps": {"id": record["id"], "content": {
-        "title": title, "model": record.get("model"), "items": record["conversations"]}}},
-        "page": "/c/[id]", "buildId": "sample"}
+    data = {
+        "props": {
+            "pageProps": {
+                "id": record["id"],
+                "content": {
+                    "title": title,
+                    "model": record.get("model"),
+                    "items": record["conversations"],
+                },
+            }
+        },
+        "page": "/c/[id]",
+        "buildId": "sample",
+    }
     payload = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
-    return (f"<!DOCTYPE html><html><head><title>{html.escape(title)} - ShareGPT</title></head><body>"
-            f'<div id="__next"></div><script id="__NEXT_DATA__" type="application/json">{payload}'
-            "</script></body></html>\n")
+    return (
+        f"<!DOCTYPE html><html><head><title>{html.escape(title)} - ShareGPT</title></head><body>"
+        f'<div id="__next"></div><script id="__NEXT_DATA__" type="application/json">{payload}'
+        "</script></body></html>\n"
+    )
 
 
 def main() -> None:
@@ -293,18 +362,26 @@ def main() -> None:
     parser.add_argument("--code-heavy", action="store_true")
     parser.add_argument("--flawed-share", type=float, default=0.25)
     parser.add_argument("--out", type=Path, default=HERE / "sharegpt_sample.jsonl")
-    parser.add_argument("--pages", type=Path, default=None,
-                        help="also write saved share pages here (default for the demo sample)")
+    parser.add_argument(
+        "--pages",
+        type=Path,
+        default=None,
+        help="also write saved share pages here (default for the demo sample)",
+    )
     args = parser.parse_args()
     n = write_jsonl(args.out, generate(args.records, args.seed, args.code_heavy, args.flawed_share))
     print(f"wrote {n} records to {args.out}")
-    pages = args.pages or (HERE / "sharegpt_pages" if args.out == HERE / "sharegpt_sample.jsonl" else None)
+    pages = args.pages or (
+        HERE / "sharegpt_pages" if args.out == HERE / "sharegpt_sample.jsonl" else None
+    )
     if pages:
         pages.mkdir(parents=True, exist_ok=True)
         rng = random.Random(args.seed + 1)
         for i in range(3):
             record = conversation(rng, 900000 + i, code_heavy=False)
-            (pages / f"page_{i}.html").write_text(share_page(record, f"Sample chat {i}"), encoding="utf-8")
+            (pages / f"page_{i}.html").write_text(
+                share_page(record, f"Sample chat {i}"), encoding="utf-8"
+            )
         (pages / "broken_page.html").write_text("<html><body>Not a share page</body></html>\n")
         print(f"wrote 4 saved pages to {pages}")
 

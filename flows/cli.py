@@ -80,11 +80,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     def recipe_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("config", help="recipe YAML")
-        p.add_argument("--input", action="append", default=[], metavar="NAME=PATH",
-                       help="replace the path (file, glob or directory) of source NAME")
+        p.add_argument(
+            "--input",
+            action="append",
+            default=[],
+            metavar="NAME=PATH",
+            help="replace the path (file, glob or directory) of source NAME",
+        )
         p.add_argument("--out", help="output directory (replaces output_dir)")
-        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override any config value, e.g. steps[2].min_score=0.8")
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override any config value, e.g. steps[2].min_score=0.8",
+        )
 
     run = sub.add_parser("run", help="run a recipe as a Prefect flow")
     recipe_args(run)

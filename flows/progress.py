@@ -65,8 +65,11 @@ class StageProgress:
             self._progress.update(self._task, advance=records, rate=f"{rate:,.0f}")
         elif not self.quiet and not self.live:
             total = f"/{self._total}" if self._total is not None else ""
-            print(f"[{self._label}] {self._done}{total} records, {rate:,.0f} rec/s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"[{self._label}] {self._done}{total} records, {rate:,.0f} rec/s",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def _finish_plain(self) -> None:
         if self._progress is not None and self._task is not None:
@@ -82,8 +85,12 @@ def summary_table(body: dict[str, Any]) -> Table:
         rejected = ", ".join(f"{k}: {v}" for k, v in stage["rejected"].items()) or "-"
         rate = stage["in"] / stage["seconds"] if stage["seconds"] else 0.0
         table.add_row(
-            stage["name"], str(stage["in"]), str(stage["out"]), rejected,
-            f"{stage['seconds']:.2f}", f"{rate:,.0f}",
+            stage["name"],
+            str(stage["in"]),
+            str(stage["out"]),
+            rejected,
+            f"{stage['seconds']:.2f}",
+            f"{rate:,.0f}",
         )
     first = body["stages"][0]["in"] if body["stages"] else 0
     table.caption = (

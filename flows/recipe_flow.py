@@ -32,7 +32,9 @@ class StageFailed(RuntimeError):
 def _artifacts(body: dict[str, Any]) -> None:
     rows = [
         {
-            "stage": s["name"], "in": s["in"], "out": s["out"],
+            "stage": s["name"],
+            "in": s["in"],
+            "out": s["out"],
             "rejected": ", ".join(f"{k}: {v}" for k, v in s["rejected"].items()) or "-",
             "seconds": s["seconds"],
             "records_per_s": round(s["in"] / s["seconds"], 1) if s["seconds"] else None,

@@ -159,16 +159,18 @@ def load_recipe(
 
 
 def resolve_source_files(recipe: Recipe, recipe_path: str | Path) -> dict[str, list[Path]]:
-    """Files of every path-based source, sorted so that input order is reproducible."""
+    """Files of every path-based source, sorted so that input order is reproducible.
+
+    Also checks the other files a recipe names (a step's model file), so that a run never
+    starts only to fail on its first record.
+    """
     resolved: dict[str, list[Path]] = {}
     for i, source in enumerate(recipe.sources):
         if not source.path:
             continue
         p = Path(source.path)
         if p.is_dir():
-            files = sorted(
-                f for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")
-            )
+            files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
         elif any(ch in source.path for ch in "*?["):
             files = sorted(Path(f) for f in glob.glob(source.path, recursive=True))
             files = [f for f in files if f.is_file()]
@@ -179,6 +181,10 @@ def resolve_source_files(recipe: Recipe, recipe_path: str | Path) -> dict[str, l
         if not files:
             raise ConfigError(f"{recipe_path}: sources[{i}].path: nothing matches {source.path!r}")
         resolved[source.name] = files
+    for i, step in enumerate(recipe.steps):
+        model_path = getattr(step, "model_path", None)
+        if model_path and not Path(model_path).is_file():
+            raise ConfigError(f"{recipe_path}: steps[{i}].model_path: no such file {model_path!r}")
     return resolved
 
 

@@ -50,7 +50,8 @@ class SourceConfig(_Strict):
 
 class OutputConfig(_Strict):
     # parquet: OUT/dataset/part-NNNNN.parquet (the final stage's records);
-    # sharegpt_json: OUT/export/sharegpt.json, FastChat/OpenChat's {id, conversations:[{from, value}]};
+    # sharegpt_json: OUT/export/sharegpt.json, FastChat/OpenChat's
+    #   {id, conversations: [{from, value}]};
     # jsonl: OUT/export/conversations.jsonl, one record per line in sftforge's schema.
     format: Literal["parquet", "sharegpt_json", "jsonl"]
 

@@ -27,6 +27,7 @@ from tasks.shards import (
     load_marker,
     read_conversations,
     remove_parts_from,
+    remove_stale_temporaries,
     save_marker,
     stage_part,
     write_bytes_atomic,
@@ -179,6 +180,7 @@ def run_read(
     Returns the per-shard stats. Shards already complete for this input are not rewritten,
     and when the whole stage is complete the input is not read again at all.
     """
+    remove_stale_temporaries(out)
     fp = plan.read_fingerprint
     summary_path = out / STATE_DIR / READ_STAGE / "_stage.json"
     try:
@@ -247,7 +249,9 @@ def run_map_shard(out: Path, segment: Segment, shard: int) -> dict[str, dict[str
     for stage in segment.stages[start:]:
         began = time.perf_counter()
         kept, rejects = apply_step(build_step(stage.step), records)
-        stats = shard_stats(stage.fingerprint, len(records), kept, rejects, time.perf_counter() - began)
+        stats = shard_stats(
+            stage.fingerprint, len(records), kept, rejects, time.perf_counter() - began
+        )
         write_stage_shard(out, stage.stage, shard, kept, rejects)
         save_marker(out, stage.stage, shard, stats)
         results[stage.stage] = stats
@@ -270,7 +274,9 @@ def run_global_stage(out: Path, segment: Segment, shards: int) -> list[dict[str,
         began = time.perf_counter()
         kept, rejects = apply_step(fn, records)
         if done is None:
-            done = shard_stats(stage.fingerprint, len(records), kept, rejects, time.perf_counter() - began)
+            done = shard_stats(
+                stage.fingerprint, len(records), kept, rejects, time.perf_counter() - began
+            )
             write_stage_shard(out, stage.stage, shard, kept, rejects)
             save_marker(out, stage.stage, shard, done)
         all_stats.append(done)

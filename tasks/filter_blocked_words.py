@@ -1,4 +1,7 @@
-"""Drop conversations that mention a blocked word (OpenChat v1: "openai"; FastChat adds "chatgpt")."""
+"""Drop conversations that mention a blocked word.
+
+OpenChat v1 blocked "openai"; FastChat blocked "openai" and "chatgpt".
+"""
 
 from __future__ import annotations
 

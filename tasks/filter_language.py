@@ -63,12 +63,11 @@ def make_language_filter(
             if result["lang"] == "und":
                 continue  # only code in this scope: nothing to judge it by
             if result["lang"] not in allowed:
-                return Rejected(
-                    "wrong_language", f"{scope}: {result['lang']} ({result['score']})"
-                )
+                return Rejected("wrong_language", f"{scope}: {result['lang']} ({result['score']})")
             if result["score"] < min_score:
                 return Rejected(
-                    "low_language_score", f"{scope}: {result['lang']} ({result['score']}) < {min_score}"
+                    "low_language_score",
+                    f"{scope}: {result['lang']} ({result['score']}) < {min_score}",
                 )
         if all(r["lang"] == "und" for r in found.values()):
             return Rejected("language_unknown", "no prose to identify")

@@ -8,7 +8,9 @@ from typing import Any
 from tasks.outcome import Rejected
 
 
-def make_model_filter(models: list[str], keep_unknown: bool = False) -> Callable[[dict[str, Any]], Any]:
+def make_model_filter(
+    models: list[str], keep_unknown: bool = False
+) -> Callable[[dict[str, Any]], Any]:
     allowed = {m.strip().lower() for m in models}
 
     def filter_model(record: dict[str, Any]) -> dict[str, Any] | Rejected:

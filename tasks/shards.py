@@ -59,7 +59,11 @@ def write_table_atomic(table: pa.Table, path: Path) -> None:
     tmp = _tmp(path)
     # Fixed writer settings: the same rows always give the same bytes.
     pq.write_table(
-        table, tmp, compression="zstd", row_group_size=10_000, write_statistics=True,
+        table,
+        tmp,
+        compression="zstd",
+        row_group_size=10_000,
+        write_statistics=True,
         store_schema=True,
     )
     os.replace(tmp, path)
@@ -117,6 +121,13 @@ def load_marker(out: Path, stage: str, shard: int, fingerprint: str) -> dict[str
 
 def save_marker(out: Path, stage: str, shard: int, stats: dict[str, Any]) -> None:
     write_bytes_atomic(marker(out, stage, shard), _dumps(stats).encode())
+
+
+def remove_stale_temporaries(out: Path) -> None:
+    """Temporary files of a killed run (they carry its pid, so nothing else removes them)."""
+    if out.is_dir():
+        for path in out.rglob(".*.tmp"):
+            path.unlink(missing_ok=True)
 
 
 def remove_parts_from(folder: Path, first_stale: int) -> None:

@@ -1,0 +1,25 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both build .venv from the lock file first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+.PHONY: setup demo test lint bench
+setup: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/sftforge run configs/demo.yaml
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/sharegpt_pipeline.py --records 20000

@@ -1,0 +1,118 @@
+"""A durable journal of API calls: SQLite in WAL mode, one row per call, keyed by content.
+
+A call is written "started" (with the request) before it is sent and "done" (with the raw
+response body) after it returns, each in its own committed transaction with a full fsync, so
+a SIGKILL at any point leaves every finished call on disk. Calls are keyed by a hash of what
+is sent -- model, messages, generation parameters and the sample index -- so a rerun that asks
+the same thing finds the answer instead of paying for it again. Credentials are never
+part of a request row.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    key TEXT PRIMARY KEY,
+    status TEXT NOT NULL CHECK (status IN ('started', 'done', 'failed')),
+    request TEXT NOT NULL,
+    response TEXT,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    cost REAL NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    updated REAL NOT NULL
+)
+"""
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def call_key(request: dict[str, Any], sample: int) -> str:
+    """Content hash of one call; `request` is everything sent except credentials."""
+    payload = canonical_json({"request": request, "sample": sample})
+    return xxhash.xxh3_128_hexdigest(payload.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class DoneCall:
+    response: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        # Autocommit: every statement below is its own durable transaction.
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=60.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # FULL fsyncs the WAL at each commit: a paid response survives power loss too.
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=60000")
+        self._db.execute(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def done(self, key: str) -> DoneCall | None:
+        row = self._db.execute(
+            "SELECT response, prompt_tokens, completion_tokens, cost FROM calls "
+            "WHERE key = ? AND status = 'done'",
+            (key,),
+        ).fetchone()
+        return DoneCall(*row) if row else None
+
+    def started(self, key: str, request: dict[str, Any]) -> None:
+        """Record an attempt about to be sent (never downgrades a finished call)."""
+        self._db.execute(
+            "INSERT INTO calls (key, status, request, attempts, updated) "
+            "VALUES (?, 'started', ?, 1, ?) "
+            "ON CONFLICT(key) DO UPDATE SET status = 'started', attempts = attempts + 1, "
+            "error = NULL, updated = excluded.updated WHERE calls.status != 'done'",
+            (key, canonical_json(request), time.time()),
+        )
+
+    def finish(
+        self, key: str, response: str, prompt_tokens: int, completion_tokens: int, cost: float
+    ) -> None:
+        self._db.execute(
+            "UPDATE calls SET status = 'done', response = ?, prompt_tokens = ?, "
+            "completion_tokens = ?, cost = ?, error = NULL, updated = ? WHERE key = ?",
+            (response, prompt_tokens, completion_tokens, cost, time.time(), key),
+        )
+
+    def fail(self, key: str, error: str) -> None:
+        self._db.execute(
+            "UPDATE calls SET status = 'failed', error = ?, updated = ? "
+            "WHERE key = ? AND status != 'done'",
+            (error, time.time(), key),
+        )
+
+    def spent(self) -> float:
+        """Dollars of every finished call in the journal, this run's and earlier runs'."""
+        (total,) = self._db.execute("SELECT COALESCE(SUM(cost), 0) FROM calls").fetchone()
+        return float(total)
+
+    def counts(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT status, COUNT(*) FROM calls GROUP BY status").fetchall()
+        return {status: n for status, n in rows}

@@ -1,0 +1,54 @@
+"""Test setup: an isolated Prefect home (set before Prefect is imported) and shared fixtures."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# Prefect reads these at import time; a database written by another Prefect version in
+# ~/.prefect would break the harness, and there is no network for analytics.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="sftforge-prefect-")
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect server for every flow test of the session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+def load_generator():
+    """data/make_sharegpt_sample.py (data/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "make_sharegpt_sample", REPO / "data" / "make_sharegpt_sample.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def sample_jsonl(tmp_path_factory) -> Path:
+    """600 generated ShareGPT records with every kind of defect mixed in."""
+    path = tmp_path_factory.mktemp("sample") / "sharegpt.jsonl"
+    load_generator().write_jsonl(path, load_generator().generate(600, seed=7, flawed_share=0.3))
+    return path
