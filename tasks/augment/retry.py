@@ -67,19 +67,24 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value.strip() else None
-        if parsed is None:
-            return None
-        return max(0.0, parsed.timestamp() - time.time())
+        pass
+    try:  # the HTTP-date form
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, parsed.timestamp() - time.time())
 
 
 def backoff_seconds(
     attempt: int, base: float, cap: float, rng: random.Random | None = None
 ) -> float:
-    """Exponential backoff with jitter for attempt 1, 2, ...: half fixed, half random, so
-    waits still grow while clients that failed together spread out."""
+    """Exponential backoff with jitter for attempt 1, 2, ...
+
+    Three quarters fixed, one quarter random: clients that failed together spread out, and
+    each wait is still clearly longer than the one before (ranges [.75s, s], [1.5s, 2s], ...).
+    """
     step = min(cap, base * 2 ** (attempt - 1))
-    return step / 2 + (rng or random).uniform(0, step / 2)
+    return 0.75 * step + (rng or random).uniform(0, 0.25 * step)
 
 
 def _first_line(text: str) -> str:
