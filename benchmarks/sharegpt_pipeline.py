@@ -339,6 +339,11 @@ def median(values: Iterable[float]) -> float:
     return statistics.median(list(values))
 
 
+def median_or_none(values: Iterable[float]) -> float | None:
+    data = list(values)
+    return statistics.median(data) if data else None
+
+
 def memory_summary(peaks: list[MemoryPeaks]) -> dict[str, Any]:
     roles = sorted({role for p in peaks for role in p.by_role})
     return {
@@ -361,8 +366,8 @@ def stage_summary(runs: list[SftforgeRun]) -> list[dict[str, Any]]:
             "out": stage["out"],
             "seconds": seconds,
             "where": f"pool of {workers}" if pooled else "flow process",
-            "conv_per_s": median(r.stages[i]["in"] / r.stages[i]["seconds"] for r in runs
-                                 if r.stages[i]["seconds"]),
+            "conv_per_s": median_or_none(r.stages[i]["in"] / r.stages[i]["seconds"]
+                                         for r in runs if r.stages[i]["seconds"]),
             "approx_wall_seconds": seconds / workers if pooled else seconds,
         })
     return rows
@@ -432,7 +437,8 @@ def print_sftforge(label: str, s: dict[str, Any], repeats: int) -> None:
          ["  of which outside the flow (startup)", f"{s['startup_seconds']:.2f}", ""]],
     )
     rows = [[st["stage"], st["where"], str(st["in"]), str(st["out"]), f"{st['seconds']:.2f}",
-             f"{st['conv_per_s']:,.0f}", f"{st['approx_wall_seconds']:.2f}"] for st in s["stages"]]
+             "-" if st["conv_per_s"] is None else f"{st['conv_per_s']:,.0f}",
+             f"{st['approx_wall_seconds']:.2f}"] for st in s["stages"]]
     rows.append(["(outputs, manifest, scheduling)", "flow process", "", "", "", "",
                  f"{s['unaccounted_flow_seconds']:.2f}"])
     print_table("per stage (conv/s = in / work seconds; for pooled stages: per worker)",
@@ -514,11 +520,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def benchmark(args: argparse.Namespace, work: Path) -> tuple[dict[str, Any], InputInfo]:
+    load_before = os.getloadavg()
     began = time.perf_counter()
     info = write_inputs(work, args.records, with_json_list=args.fastchat)
     print(f"generated {info.records} records in {time.perf_counter() - began:.1f} s", flush=True)
     results: dict[str, Any] = {"records": args.records, "repeats": args.repeats,
-                               "cpu_count": os.cpu_count(), "input": asdict(info)}
+                               "cpu_count": os.cpu_count(), "input": asdict(info),
+                               "load_average_before": load_before}
     results["input"]["answer_kb"] = info.answer_kb
     configs = [("sftforge", args.workers, False)]
     if args.one_core:
@@ -551,7 +559,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="sftforge-bench-") as tmp:
             results, info = benchmark(args, Path(tmp))
+    results["load_average_after"] = os.getloadavg()
     print_report(results, info, args.repeats)
+    print("\nload average (1/5/15 min) before: {}, after: {} (other work on the machine skews "
+          "every figure)".format(*(", ".join(f"{x:.2f}" for x in results[k])
+                                   for k in ("load_average_before", "load_average_after"))))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n")

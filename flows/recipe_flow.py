@@ -77,7 +77,7 @@ def run_recipe(
             progress.start(segment.label, sum(s["out"] for s in per_stage[segment.input_stage]))
             if segment.kind == "global":
                 try:
-                    stats = t.global_stage(out_dir, segment, shards)
+                    stats = t.global_stage(out_dir, segment, shards, recipe.seed)
                 except Exception as exc:
                     raise StageFailed(segment.label, f"{type(exc).__name__}: {exc}") from exc
                 per_stage[segment.stages[0].stage] = stats
@@ -85,7 +85,7 @@ def run_recipe(
                 continue
             futures = {}
             for shard in range(shards):
-                future = t.map_shard.submit(out_dir, segment, shard)
+                future = t.map_shard.submit(out_dir, segment, shard, recipe.seed)
                 futures[id(future)] = (shard, future)
             results: list[dict[str, dict[str, Any]]] = [{}] * shards
             for future in as_completed([f for _, f in futures.values()]):
@@ -100,9 +100,10 @@ def run_recipe(
             for stage in segment.stages:
                 per_stage[stage.stage] = [r[stage.stage] for r in results]
 
-        written = t.outputs(out_dir, plan.final_stage, shards, recipe)
+        written = t.outputs(out_dir, plan, shards, recipe)
         body = {
             "recipe": recipe.name,
+            "kind": plan.final_kind,
             "config_hash": recipe_hash(recipe),
             "seed": recipe.seed,
             "output_dir": str(out_dir),

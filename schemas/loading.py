@@ -151,11 +151,13 @@ def load_recipe(
         match[0]["path"] = value
         match[0].pop("dataset", None)
     try:
-        return Recipe.model_validate(data)
+        recipe = Recipe.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        key = _key_path(tuple(err["loc"])) or "(top level)"
-        raise ConfigError(f"{path}: {key}: {_explain(err)}") from None
+        key = _key_path(tuple(err["loc"]))
+        raise ConfigError(f"{path}: {key + ': ' if key else ''}{_explain(err)}") from None
+    check_kinds(recipe, path)
+    return recipe
 
 
 def resolve_source_files(recipe: Recipe, recipe_path: str | Path) -> dict[str, list[Path]]:
@@ -186,6 +188,32 @@ def resolve_source_files(recipe: Recipe, recipe_path: str | Path) -> dict[str, l
         if model_path and not Path(model_path).is_file():
             raise ConfigError(f"{recipe_path}: steps[{i}].model_path: no such file {model_path!r}")
     return resolved
+
+
+def check_kinds(recipe: Recipe, recipe_path: str | Path) -> None:
+    """Each step and output must take the kind of record that reaches it."""
+    from tasks.outputs import FORMATS_BY_KIND  # tasks depend on schemas, not the reverse
+
+    for i, source in enumerate(recipe.sources):
+        for j, step in enumerate(source.preprocess):
+            if "conversation" not in step.kinds:
+                raise ConfigError(
+                    f"{recipe_path}: sources[{i}].preprocess[{j}]: {step.step} does not work "
+                    "on conversations"
+                )
+    kind = recipe.source_kind
+    for i, step in enumerate(recipe.steps):
+        if kind not in step.kinds:
+            raise ConfigError(
+                f"{recipe_path}: steps[{i}]: {step.step} works on {' or '.join(step.kinds)} "
+                f"records, but the records here are {kind} records"
+            )
+        kind = step.output_kind(kind)
+    for i, output in enumerate(recipe.outputs):
+        if output.format not in FORMATS_BY_KIND[kind]:
+            raise ConfigError(
+                f"{recipe_path}: outputs[{i}].format: {output.format} cannot hold {kind} records"
+            )
 
 
 def recipe_hash(recipe: Recipe) -> str:

@@ -8,6 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.steps import StepConfig
 
+# Readers that need code rather than a mapping (tasks/converters.py): what each yields.
+CONVERTER_KINDS = {
+    "guanaco_text": "conversation",  # OASST1 as `### Human: …### Assistant: …` text
+    "code_contests": "instruction",  # description -> instruction, a Python solution -> output
+}
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -23,11 +29,29 @@ class ShareGPTFields(_Strict):
     model: str = "model"
 
 
+Template = str | list[str]  # a list is a choice: the first alternative that renders non-empty
+
+
+class InstructionMapping(_Strict):
+    """How a row becomes {instruction, input, output}: templates over the row's fields.
+
+    `{field}`, `{a.b}`, `{a[0]}`, filters `{x|lines}` (join a list with newlines),
+    `{x|nospace}`, `{x|strip}`, `{x|first}`; constant text around them is kept
+    (SelFee's CoNaLa prefix). `{{` and `}}` are literal braces.
+    """
+
+    instruction: Template
+    input: Template = ""
+    output: Template = ""
+    id: str | None = None  # a template for a stable id; default `<source>-<row>[.<element>]`
+
+
 class SourceConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     # sharegpt: JSON list / JSONL dumps and saved share pages (.html), read as a stream.
     # hf: anything datasets.load_dataset reads (an HF dataset id, or local files by path).
-    format: Literal["sharegpt", "hf"]
+    # couplets: a folder with parallel in.txt / out.txt (read with load_dataset("text")).
+    format: Literal["sharegpt", "hf", "couplets"]
     # A file, a glob or a directory (relative to the working directory).
     path: str | None = None
     # An HF dataset id (format: hf), e.g. "anon8231489123/ShareGPT_Vicuna_unfiltered".
@@ -37,23 +61,75 @@ class SourceConfig(_Strict):
     fields: ShareGPTFields = ShareGPTFields()
     license: str | None = None
 
+    # --- instruction sources ---
+    mapping: InstructionMapping | None = None
+    converter: Literal["guanaco_text", "code_contests"] | None = None
+    # One row per element of this list field (the element replaces the field in templates).
+    explode: str | None = None
+    # The `dataset` column (SelFee's merge naming); default: the source's name.
+    dataset_name: str | None = None
+    # Fields of the input row kept in `meta` (e.g. FLAN's task, Firefly's kind).
+    meta_fields: list[str] = Field(default_factory=list)
+    # A conversation source feeding an instruction recipe: these steps run on it first
+    # (the same steps as a conversation recipe), then its first user/assistant pair is kept.
+    first_pair: bool = False
+    preprocess: list[StepConfig] = Field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        if self.converter:
+            kind = CONVERTER_KINDS[self.converter]
+        elif self.mapping is not None or self.format == "couplets":
+            kind = "instruction"
+        else:
+            kind = "conversation"
+        return "instruction" if self.first_pair else kind
+
     @model_validator(mode="after")
     def _path_or_dataset(self) -> SourceConfig:
-        if self.format == "sharegpt" and not self.path:
-            raise ValueError("a sharegpt source needs a path")
+        if self.format in ("sharegpt", "couplets") and not self.path:
+            raise ValueError(f"a {self.format} source needs a path")
         if self.format == "hf" and not (self.path or self.dataset):
             raise ValueError("an hf source needs a dataset id or a path")
         if self.path and self.dataset:
             raise ValueError("give either path or dataset, not both")
+        if self.mapping is not None and self.converter:
+            raise ValueError("give either a mapping or a converter, not both")
+        if self.first_pair and (self.mapping is not None or self.converter == "code_contests"):
+            raise ValueError("first_pair applies to conversation sources only")
+        if self.preprocess and not self.first_pair:
+            raise ValueError("preprocess steps are for first_pair sources")
         return self
 
 
+class ShardsConfig(_Strict):
+    count: int = Field(ge=1)
+    # Spread each value of this field evenly over the shards (`dataset` or a meta field).
+    stratify_by: str | None = None
+
+
 class OutputConfig(_Strict):
-    # parquet: OUT/dataset/part-NNNNN.parquet (the final stage's records);
-    # sharegpt_json: OUT/export/sharegpt.json, FastChat/OpenChat's
-    #   {id, conversations: [{from, value}]};
-    # jsonl: OUT/export/conversations.jsonl, one record per line in sftforge's schema.
-    format: Literal["parquet", "sharegpt_json", "jsonl"]
+    # parquet: OUT/dataset/[<split>/]part-NNNNN.parquet (the final stage's records);
+    # jsonl: OUT/export/<name>[.<split>].jsonl in sftforge's schema;
+    # sharegpt_json: FastChat/OpenChat's [{id, conversations: [{from, value}]}];
+    # alpaca_json: [{instruction, input, output}] (Alpaca-LoRA's / DreamerGPT's finetune.py);
+    # guanaco_jsonl: {"text": "### Human: …### Assistant: …"} lines (Guanaco / QLoRA).
+    format: Literal["parquet", "jsonl", "sharegpt_json", "alpaca_json", "guanaco_jsonl"]
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-.]+$")  # file stem
+    shards: ShardsConfig | None = None
+
+
+class SplitConfig(_Strict):
+    """A seeded train/eval split of the final records (by a hash of seed and id)."""
+
+    eval_size: int | None = Field(default=None, ge=0)
+    eval_fraction: float | None = Field(default=None, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _one(self) -> SplitConfig:
+        if (self.eval_size is None) == (self.eval_fraction is None):
+            raise ValueError("give exactly one of eval_size and eval_fraction")
+        return self
 
 
 class RunnerConfig(_Strict):
@@ -72,7 +148,12 @@ class Recipe(_Strict):
     sources: list[SourceConfig] = Field(min_length=1)
     steps: list[StepConfig] = Field(default_factory=list)
     outputs: list[OutputConfig] = Field(default_factory=lambda: [OutputConfig(format="parquet")])
+    split: SplitConfig | None = None
     runner: RunnerConfig = RunnerConfig()
+
+    @property
+    def source_kind(self) -> str:
+        return self.sources[0].kind
 
     @model_validator(mode="after")
     def _unique_names(self) -> Recipe:
@@ -81,6 +162,10 @@ class Recipe(_Strict):
             if source.name in seen:
                 raise ValueError(f"two sources are named {source.name!r}")
             seen.add(source.name)
+        kinds = {s.kind for s in self.sources}
+        if len(kinds) > 1:
+            named = ", ".join(f"{s.name}: {s.kind}" for s in self.sources)
+            raise ValueError(f"sources must all give one kind of record ({named})")
         stages: set[str] = {"read"}
         for step in self.steps:
             if step.stage in stages:

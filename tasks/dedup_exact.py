@@ -24,6 +24,19 @@ def conversation_key(messages: list[dict[str, Any]]) -> bytes:
     return h.digest()
 
 
+def query_key(record: dict[str, Any]) -> bytes:
+    """SelFee's user-query dedup: the normalised instruction and input."""
+    h = xxhash.xxh3_128()
+    h.update(" ".join(record["instruction"].split()).encode())
+    h.update(b"\x1f")
+    h.update(" ".join(record.get("input", "").split()).encode())
+    return h.digest()
+
+
+def record_key(record: dict[str, Any]) -> bytes:
+    return conversation_key(record["messages"]) if "messages" in record else query_key(record)
+
+
 class ExactDeduplicator:
     """Stateful: feed records in input order; the first occurrence survives."""
 
@@ -31,7 +44,7 @@ class ExactDeduplicator:
         self.first_seen: dict[bytes, str] = {}
 
     def __call__(self, record: dict[str, Any]) -> dict[str, Any] | Rejected:
-        key = conversation_key(record["messages"])
+        key = record_key(record)
         survivor = self.first_seen.get(key)
         if survivor is not None:
             return Rejected("duplicate", survivor)

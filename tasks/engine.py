@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,12 @@ import xxhash
 from schemas.recipe import Recipe
 from schemas.steps import GLOBAL_STEPS, StepBase
 from tasks.outcome import Rejected
-from tasks.read_sources import RawItem, iter_source
+from tasks.read_sources import iter_source
+from tasks.read_stage import SourceConverter, reject_row
 from tasks.shards import (
     STATE_DIR,
     load_marker,
-    read_conversations,
+    read_records,
     remove_parts_from,
     remove_stale_temporaries,
     save_marker,
@@ -33,7 +35,7 @@ from tasks.shards import (
     write_bytes_atomic,
     write_stage_shard,
 )
-from tasks.sharegpt_records import dumps, to_conversation
+from tasks.sharegpt_records import dumps
 from tasks.steps import StepFn, build_step
 
 READ_STAGE = "read"
@@ -50,6 +52,8 @@ class StagePlan:
     stage: str
     step: StepBase
     fingerprint: str
+    input_kind: str
+    kind: str  # the kind of record the stage puts out
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class Segment:
 @dataclass(frozen=True)
 class Plan:
     read_fingerprint: str
+    read_kind: str
     segments: tuple[Segment, ...] = field(default_factory=tuple)
 
     @property
@@ -75,6 +80,17 @@ class Plan:
     @property
     def final_stage(self) -> str:
         return self.stages[-1]
+
+    @property
+    def final_kind(self) -> str:
+        return self.segments[-1].stages[-1].kind if self.segments else self.read_kind
+
+    def kind_of(self, stage: str) -> str:
+        for segment in self.segments:
+            for plan in segment.stages:
+                if plan.stage == stage:
+                    return plan.kind
+        return self.read_kind
 
 
 def read_fingerprint(recipe: Recipe, files: dict[str, list[Path]]) -> str:
@@ -92,9 +108,12 @@ def plan_run(recipe: Recipe, files: dict[str, list[Path]]) -> Plan:
     current: list[StagePlan] = []
     previous, upstream = READ_STAGE, fp
     segment_input = READ_STAGE
+    kind = recipe.source_kind
     for step in recipe.steps:
-        upstream = fingerprint(upstream, step.model_dump(mode="json"))
-        stage = StagePlan(step.stage, step, upstream)
+        upstream = fingerprint(upstream, step.model_dump(mode="json"), recipe.seed)
+        out_kind = step.output_kind(kind)
+        stage = StagePlan(step.stage, step, upstream, kind, out_kind)
+        kind = out_kind
         if step.step in GLOBAL_STEPS:
             if current:
                 segments.append(Segment("map", segment_input, tuple(current)))
@@ -108,17 +127,7 @@ def plan_run(recipe: Recipe, files: dict[str, list[Path]]) -> Plan:
         previous = stage.stage
     if current:
         segments.append(Segment("map", segment_input, tuple(current)))
-    return Plan(fp, tuple(segments))
-
-
-def reject_row(record: dict[str, Any], rejected: Rejected, original: str) -> dict[str, Any]:
-    return {
-        "id": record.get("id"),
-        "source": record.get("source", ""),
-        "reason": rejected.reason,
-        "detail": rejected.detail,
-        "record": original,
-    }
+    return Plan(fp, recipe.source_kind, tuple(segments))
 
 
 def apply_step(
@@ -155,23 +164,6 @@ def shard_stats(
 # ---------------------------------------------------------------- read stage
 
 
-def _item_to_record(
-    item: RawItem, source: Any
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    fallback_id = f"{source.name}/{item.where}"
-    if item.error is not None:
-        stub = {"id": fallback_id, "source": source.name}
-        rejected = Rejected(item.reason, f"{item.where}: {item.error}")
-        return None, reject_row(stub, rejected, item.text or "")
-    result = to_conversation(item.value, source.name, source.fields, fallback_id)
-    if isinstance(result, Rejected):
-        raw_id = item.value.get(source.fields.id) if isinstance(item.value, dict) else None
-        stub = {"id": str(raw_id) if raw_id is not None else fallback_id, "source": source.name}
-        detail = Rejected(result.reason, f"{item.where}: {result.detail}")
-        return None, reject_row(stub, detail, dumps(item.value))
-    return result, None
-
-
 def run_read(
     recipe: Recipe, files: dict[str, list[Path]], out: Path, plan: Plan
 ) -> list[dict[str, Any]]:
@@ -201,21 +193,24 @@ def run_read(
         shard = len(stats)
         done = load_marker(out, READ_STAGE, shard, fp)
         if done is None:
-            write_stage_shard(out, READ_STAGE, shard, kept, rejects)
+            write_stage_shard(out, READ_STAGE, shard, plan.read_kind, kept, rejects)
             done = shard_stats(fp, count, kept, rejects, time.perf_counter() - started)
             save_marker(out, READ_STAGE, shard, done)
         stats.append(done)
         kept, rejects, count, started = [], [], 0, time.perf_counter()
 
     for source in recipe.sources:
+        convert = SourceConverter(source)
         for item in iter_source(source, files.get(source.name)):
-            record, reject = _item_to_record(item, source)
-            if record is not None:
-                kept.append(record)
-            else:
-                rejects.append(reject)  # type: ignore[arg-type]
-            count += 1
-            if count == size:
+            # An exploded row is several input records; a shard may then exceed `size`
+            # by the elements of its last row.
+            for record, reject in convert(item):
+                if record is not None:
+                    kept.append(record)
+                else:
+                    rejects.append(reject)  # type: ignore[arg-type]
+                count += 1
+            if count >= size:
                 flush()
     if count or not stats:
         flush()
@@ -232,7 +227,9 @@ def run_read(
 # ---------------------------------------------------------------- step stages
 
 
-def run_map_shard(out: Path, segment: Segment, shard: int) -> dict[str, dict[str, Any]]:
+def run_map_shard(
+    out: Path, segment: Segment, shard: int, seed: int = 0
+) -> dict[str, dict[str, Any]]:
     """Run a map segment's steps over one shard, resuming after its last completed stage."""
     results: dict[str, dict[str, Any]] = {}
     start = 0
@@ -245,31 +242,43 @@ def run_map_shard(out: Path, segment: Segment, shard: int) -> dict[str, dict[str
     if start == len(segment.stages):
         return results
     source_stage = segment.input_stage if start == 0 else segment.stages[start - 1].stage
-    records = read_conversations(stage_part(out, source_stage, shard))
+    input_kind = segment.stages[start].input_kind
+    records = read_records(stage_part(out, source_stage, shard), input_kind)
     for stage in segment.stages[start:]:
         began = time.perf_counter()
-        kept, rejects = apply_step(build_step(stage.step), records)
+        kept, rejects = apply_step(build_step(stage.step, seed), records)
         stats = shard_stats(
             stage.fingerprint, len(records), kept, rejects, time.perf_counter() - began
         )
-        write_stage_shard(out, stage.stage, shard, kept, rejects)
+        write_stage_shard(out, stage.stage, shard, stage.kind, kept, rejects)
         save_marker(out, stage.stage, shard, stats)
         results[stage.stage] = stats
         records = kept
     return results
 
 
-def run_global_stage(out: Path, segment: Segment, shards: int) -> list[dict[str, Any]]:
+def _shard_records(out: Path, stage: str, kind: str, shards: int) -> Iterator[list[dict[str, Any]]]:
+    for shard in range(shards):
+        yield read_records(stage_part(out, stage, shard), kind)
+
+
+def run_global_stage(
+    out: Path, segment: Segment, shards: int, seed: int = 0
+) -> list[dict[str, Any]]:
     """Run a global step over all shards in input order, in this process.
 
     Completed shards are not rewritten, but their records still pass through the step so
-    that its state (the hashes seen so far) is the same as in an uninterrupted run.
+    that its state (the hashes seen so far) is the same as in an uninterrupted run. A step
+    that needs to see everything first (a sample) gets a `prepare` pass over all shards.
     """
     (stage,) = segment.stages
-    fn = build_step(stage.step)
+    fn = build_step(stage.step, seed)
+    prepare = getattr(fn, "prepare", None)
+    if prepare is not None:
+        prepare(_shard_records(out, segment.input_stage, stage.input_kind, shards))
     all_stats = []
     for shard in range(shards):
-        records = read_conversations(stage_part(out, segment.input_stage, shard))
+        records = read_records(stage_part(out, segment.input_stage, shard), stage.input_kind)
         done = load_marker(out, stage.stage, shard, stage.fingerprint)
         began = time.perf_counter()
         kept, rejects = apply_step(fn, records)
@@ -277,7 +286,7 @@ def run_global_stage(out: Path, segment: Segment, shards: int) -> list[dict[str,
             done = shard_stats(
                 stage.fingerprint, len(records), kept, rejects, time.perf_counter() - began
             )
-            write_stage_shard(out, stage.stage, shard, kept, rejects)
+            write_stage_shard(out, stage.stage, shard, stage.kind, kept, rejects)
             save_marker(out, stage.stage, shard, done)
         all_stats.append(done)
     return all_stats

@@ -30,6 +30,21 @@ def prose(text: str, max_chars: int, strip_code: bool = True) -> str:
     return " ".join(text.split())[:max_chars]
 
 
+def scope_text(record: dict[str, Any], scope: str) -> str:
+    """The user's words, the assistant's, or all, for a conversation or an instruction."""
+    if "messages" in record:
+        return "\n".join(
+            m["content"] for m in record["messages"] if scope == "all" or m["role"] == scope
+        )
+    parts = {
+        "user": [record["instruction"], record.get("input", "")],
+        "assistant": [record.get("output", "")],
+    }
+    if scope == "all":
+        return "\n".join(parts["user"] + parts["assistant"])
+    return "\n".join(parts[scope])
+
+
 def detect_language(text: str, model_path: str | None = None) -> tuple[str, float]:
     """(language, score) of the top lid.176 label; ("und", 0.0) for text with no words."""
     if not text.strip():
@@ -52,10 +67,7 @@ def make_language_filter(
     def filter_language(record: dict[str, Any]) -> dict[str, Any] | Rejected:
         found: dict[str, dict[str, Any]] = {}
         for scope in scopes:
-            parts = [
-                m["content"] for m in record["messages"] if scope == "all" or m["role"] == "user"
-            ]
-            text = prose("\n".join(parts), max_chars, strip_code)
+            text = prose(scope_text(record, scope), max_chars, strip_code)
             lang, score = detect_language(text, model_path)
             found[scope] = {"lang": lang, "score": score}
         meta = {**record.get("meta", {}), "language": found}

@@ -1,69 +1,215 @@
-"""Writers of the recipe's `outputs`, from the final stage's shards (streamed shard by shard)."""
+"""Writers of the recipe's `outputs`, from the final stage's shards (streamed shard by shard).
+
+The final records are split train/eval (when the recipe has `split:`) by a seeded hash of
+their id, and an output may spread each split over N files, stratified by a field.
+"""
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
-import shutil
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from schemas.recipe import OutputConfig
-from tasks.shards import part_name, read_conversations, remove_parts_from, stage_part
+import xxhash
+
+from schemas.recipe import OutputConfig, Recipe, SplitConfig
+from tasks.converters import to_guanaco_text
+from tasks.sample_per_group import group_of
+from tasks.shards import (
+    part_name,
+    read_records,
+    records_table,
+    remove_parts_from,
+    stage_part,
+    write_table_atomic,
+)
 from tasks.sharegpt_records import to_sharegpt
 
+# Which output formats make sense for which record kind.
+FORMATS_BY_KIND = {
+    "conversation": {"parquet", "jsonl", "sharegpt_json", "guanaco_jsonl"},
+    "instruction": {"parquet", "jsonl", "alpaca_json", "sharegpt_json", "guanaco_jsonl"},
+    "augmented": {"parquet", "jsonl", "alpaca_json", "sharegpt_json", "guanaco_jsonl"},
+}
+_SUFFIX = {
+    "jsonl": "jsonl",
+    "guanaco_jsonl": "jsonl",
+    "sharegpt_json": "json",
+    "alpaca_json": "json",
+}
+_DEFAULT_NAME = {
+    "jsonl": "records",
+    "guanaco_jsonl": "guanaco",
+    "sharegpt_json": "sharegpt",
+    "alpaca_json": "alpaca",
+}
 
-def _copy_atomic(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+
+def _as_messages(record: dict[str, Any]) -> list[dict[str, str]]:
+    if "messages" in record:
+        return record["messages"]
+    prompt = record["instruction"] + (f"\n{record['input']}" if record.get("input") else "")
+    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": record["output"]}]
 
 
-def _write_json_stream(path: Path, rows: Any, as_list: bool) -> int:
-    """Write rows as a JSON list or JSON Lines, to a temporary name first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    count = 0
-    with tmp.open("w", encoding="utf-8") as fh:
+def _row(fmt: str, record: dict[str, Any]) -> dict[str, Any]:
+    if fmt == "alpaca_json":
+        return {k: record[k] for k in ("instruction", "input", "output")}
+    if fmt == "sharegpt_json":
+        return to_sharegpt(
+            {"id": record["id"], "model": record.get("model"), "messages": _as_messages(record)}
+        )
+    if fmt == "guanaco_jsonl":
+        return {"text": to_guanaco_text(_as_messages(record))}
+    return record
+
+
+def _split_key(record: dict[str, Any], seed: int) -> int:
+    return xxhash.xxh3_64_intdigest(f"split\x1f{seed}\x1f{record['id']}".encode())
+
+
+class Splitter:
+    """Seeded train/eval assignment that does not depend on order or sharding."""
+
+    def __init__(self, config: SplitConfig | None, seed: int) -> None:
+        self.config, self.seed = config, seed
+        self.threshold: int | None = None
+
+    def prepare(self, records: Iterator[dict[str, Any]]) -> None:
+        if self.config is None:
+            return
+        if self.config.eval_fraction is not None:
+            self.threshold = int(self.config.eval_fraction * 2**64) - 1
+            return
+        size = self.config.eval_size or 0
+        heap: list[int] = []  # max-heap (negated) of the `size` lowest keys
+        for record in records:
+            key = -_split_key(record, self.seed)
+            if len(heap) < size:
+                heapq.heappush(heap, key)
+            elif key > heap[0]:
+                heapq.heapreplace(heap, key)
+        self.threshold = -heap[0] if heap else -1
+
+    @property
+    def names(self) -> list[str]:
+        return ["train", "eval"] if self.config is not None else ["train"]
+
+    def __call__(self, record: dict[str, Any]) -> str:
+        if self.threshold is None:
+            return "train"
+        return "eval" if _split_key(record, self.seed) <= self.threshold else "train"
+
+
+class _JsonWriter:
+    """A JSON list or JSON Lines file written under a temporary name, renamed on close."""
+
+    def __init__(self, path: Path, as_list: bool) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.as_list, self.count = path, as_list, 0
+        self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self.fh: IO[str] = self.tmp.open("w", encoding="utf-8")
         if as_list:
-            fh.write("[")
-        for row in rows:
-            text = json.dumps(row, ensure_ascii=False)
-            if as_list:
-                fh.write(("\n" if count == 0 else ",\n") + text)
-            else:
-                fh.write(text + "\n")
-            count += 1
-        if as_list:
-            fh.write("\n]\n")
-    os.replace(tmp, path)
-    return count
+            self.fh.write("[")
+
+    def write(self, row: dict[str, Any]) -> None:
+        text = json.dumps(row, ensure_ascii=False)
+        if self.as_list:
+            self.fh.write(("\n" if self.count == 0 else ",\n") + text)
+        else:
+            self.fh.write(text + "\n")
+        self.count += 1
+
+    def close(self) -> None:
+        if self.as_list:
+            self.fh.write("\n]\n")
+        self.fh.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.fh.close()
+        self.tmp.unlink(missing_ok=True)
 
 
-def _records(out: Path, stage: str, shards: int) -> Any:
-    for shard in range(shards):
-        yield from read_conversations(stage_part(out, stage, shard))
+def _shard_of(output: OutputConfig, seed: int) -> Callable[[dict[str, Any]], int]:
+    """Round-robin within each stratum, from a seeded offset: every file gets its share of
+    every value of `stratify_by` (DreamerGPT's firefly-train-0..4 by `kind`)."""
+    shards = output.shards
+    if shards is None:
+        return lambda record: 0
+    seen: Counter[str] = Counter()
+
+    def shard(record: dict[str, Any]) -> int:
+        stratum = group_of(record, shards.stratify_by) if shards.stratify_by else ""
+        offset = xxhash.xxh3_64_intdigest(f"{seed}\x1f{stratum}".encode()) % shards.count
+        index = (seen[stratum] + offset) % shards.count
+        seen[stratum] += 1
+        return index
+
+    return shard
+
+
+def _json_paths(out: Path, output: OutputConfig, splits: list[str], split_used: bool) -> dict:
+    name = output.name or _DEFAULT_NAME[output.format]
+    suffix = _SUFFIX[output.format]
+    count = output.shards.count if output.shards else None
+    paths = {}
+    for split in splits:
+        stem = f"{name}-{split}" if split_used else name
+        for i in range(count or 1):
+            paths[(split, i)] = (
+                out / "export" / (f"{stem}-{i}.{suffix}" if count else f"{stem}.{suffix}")
+            )
+    return paths
 
 
 def write_outputs(
-    out: Path, final_stage: str, shards: int, outputs: list[OutputConfig]
+    out: Path, final_stage: str, kind: str, shards: int, recipe: Recipe
 ) -> dict[str, str]:
+    def records() -> Iterator[dict[str, Any]]:
+        for shard in range(shards):
+            yield from read_records(stage_part(out, final_stage, shard), kind)
+
+    splitter = Splitter(recipe.split, recipe.seed)
+    splitter.prepare(records())
+    split_used = recipe.split is not None
     written: dict[str, str] = {}
-    for output in outputs:
+    for output in recipe.outputs:
         if output.format == "parquet":
-            folder = out / "dataset"
-            for shard in range(shards):
-                _copy_atomic(stage_part(out, final_stage, shard), folder / part_name(shard))
-            remove_parts_from(folder, shards)
-            written["parquet"] = str(folder)
-        elif output.format == "sharegpt_json":
-            path = out / "export" / "sharegpt.json"
-            rows = (to_sharegpt(r) for r in _records(out, final_stage, shards))
-            _write_json_stream(path, rows, as_list=True)
-            written["sharegpt_json"] = str(path)
-        elif output.format == "jsonl":
-            path = out / "export" / "conversations.jsonl"
-            _write_json_stream(path, _records(out, final_stage, shards), as_list=False)
-            written["jsonl"] = str(path)
+            written["parquet"] = str(_write_parquet(out, final_stage, kind, shards, splitter))
+            continue
+        paths = _json_paths(out, output, splitter.names, split_used)
+        shard_of = _shard_of(output, recipe.seed)
+        as_list = _SUFFIX[output.format] == "json"
+        writers = {key: _JsonWriter(path, as_list) for key, path in paths.items()}
+        try:
+            for record in records():
+                writers[(splitter(record), shard_of(record))].write(_row(output.format, record))
+        except BaseException:
+            for writer in writers.values():
+                writer.abort()
+            raise
+        for writer in writers.values():
+            writer.close()
+        key = output.name or output.format
+        written[key] = str(out / "export" / (output.name or _DEFAULT_NAME[output.format]))
     return written
+
+
+def _write_parquet(out: Path, stage: str, kind: str, shards: int, splitter: Splitter) -> Path:
+    folder = out / "dataset"
+    for shard in range(shards):
+        records = read_records(stage_part(out, stage, shard), kind)
+        if splitter.config is None:
+            write_table_atomic(records_table(records, kind), folder / part_name(shard))
+            continue
+        for split in splitter.names:
+            part = [r for r in records if splitter(r) == split]
+            write_table_atomic(records_table(part, kind), folder / split / part_name(shard))
+    for sub in [folder, *(folder / s for s in splitter.names)]:
+        remove_parts_from(sub, shards)
+    return folder

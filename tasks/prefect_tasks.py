@@ -26,18 +26,18 @@ def read_sources(recipe: Recipe, files: dict[str, list[Path]], out: Path, plan: 
 
 
 @task(name="map-shard", task_run_name="{segment.label}[{shard}]", retries=1, **_COMMON)
-def map_shard(out: Path, segment: Segment, shard: int) -> dict[str, dict[str, Any]]:
-    return run_in_worker(run_map_shard, out, segment, shard)
+def map_shard(out: Path, segment: Segment, shard: int, seed: int) -> dict[str, dict[str, Any]]:
+    return run_in_worker(run_map_shard, out, segment, shard, seed)
 
 
 @task(name="global-stage", task_run_name="{segment.label}", **_COMMON)
-def global_stage(out: Path, segment: Segment, shards: int) -> list[dict[str, Any]]:
-    return run_global_stage(out, segment, shards)
+def global_stage(out: Path, segment: Segment, shards: int, seed: int) -> list[dict[str, Any]]:
+    return run_global_stage(out, segment, shards, seed)
 
 
 @task(name="write-outputs", **_COMMON)
-def outputs(out: Path, final_stage: str, shards: int, recipe: Recipe) -> dict[str, str]:
-    return write_outputs(out, final_stage, shards, recipe.outputs)
+def outputs(out: Path, plan: Plan, shards: int, recipe: Recipe) -> dict[str, str]:
+    return write_outputs(out, plan.final_stage, plan.final_kind, shards, recipe)
 
 
 @task(name="write-manifest", **_COMMON)

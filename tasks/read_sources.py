@@ -155,23 +155,11 @@ def _looks_like_jsonl(path: Path) -> bool:
         return False
 
 
-def iter_hf(source: SourceConfig, files: list[Path] | None) -> Iterator[RawItem]:
-    """Anything `datasets.load_dataset` reads: an HF dataset id, or local files."""
-    import datasets  # imported here: it is slow to import and only this reader needs it
+class UnreadableInput(Exception):
+    """A whole input file (or dataset) that cannot be read at all: bad usage, exit 2."""
 
-    if source.dataset:
-        ds = datasets.load_dataset(
-            source.dataset, name=source.subset, split=source.split, streaming=True
-        )
-    else:
-        assert files
-        builder = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}.get(
-            _logical_suffix(files[0]), "json"
-        )
-        ds = datasets.load_dataset(
-            builder, data_files=[str(f) for f in files], split="train", streaming=True
-        )
-    label = source.dataset or source.name
+
+def _iter_dataset(ds: Any, label: str) -> Iterator[RawItem]:
     index = 0
     iterator = iter(ds)
     while True:
@@ -179,16 +167,86 @@ def iter_hf(source: SourceConfig, files: list[Path] | None) -> Iterator[RawItem]
             row = next(iterator)
         except StopIteration:
             return
-        except Exception as exc:  # a broken file part-way: keep what came before, say so
-            yield RawItem(f"{label}#{index}", text="", error=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            if index == 0:
+                raise UnreadableInput(
+                    f"{label}: cannot be read: {type(exc).__name__}: {exc}"
+                ) from exc
+            # Broken part-way (a CSV quote, a bad block): keep what came before, say so.
+            yield RawItem(
+                f"{label}#{index}",
+                text="",
+                error=f"unreadable after row {index}; the rest was not read: {exc}",
+                reason="unreadable_rest",
+            )
             return
         yield RawItem(f"{label}#{index}", value=dict(row))
         index += 1
 
 
+_BUILDERS = {
+    ".json": "json",
+    ".jsonl": "json",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".txt": "text",
+    ".arrow": "arrow",
+}
+
+
+def iter_hf(source: SourceConfig, files: list[Path] | None) -> Iterator[RawItem]:
+    """Anything `datasets.load_dataset` reads, streamed: an HF dataset id, or local files.
+
+    Local files are loaded one at a time, so that a bad file is named and does not take
+    the others with it.
+    """
+    import datasets  # imported here: it is slow to import and only these readers need it
+
+    if source.dataset:
+        try:
+            ds = datasets.load_dataset(
+                source.dataset, name=source.subset, split=source.split, streaming=True
+            )
+        except Exception as exc:
+            raise UnreadableInput(f"{source.dataset}: {type(exc).__name__}: {exc}") from exc
+        yield from _iter_dataset(ds, source.dataset)
+        return
+    for path in files or []:
+        builder = _BUILDERS.get(_logical_suffix(path))
+        if builder is None:
+            raise UnreadableInput(f"{path}: no datasets loader for {path.suffix!r} files")
+        if path.stat().st_size == 0:
+            continue
+        try:
+            ds = datasets.load_dataset(builder, data_files=str(path), split="train", streaming=True)
+        except Exception as exc:
+            raise UnreadableInput(f"{path}: {type(exc).__name__}: {exc}") from exc
+        yield from _iter_dataset(ds, path.name)
+
+
+def iter_couplets(files: list[Path]) -> Iterator[RawItem]:
+    """The couplet set: parallel in.txt / out.txt lines (through load_dataset("text"))."""
+    import datasets
+
+    by_name = {p.name: p for p in files}
+    if "in.txt" not in by_name or "out.txt" not in by_name:
+        raise UnreadableInput(f"{files[0].parent}: a couplets folder needs in.txt and out.txt")
+
+    def lines(path: Path) -> Any:
+        return datasets.load_dataset("text", data_files=str(path), split="train", streaming=True)
+
+    for index, (first, second) in enumerate(
+        zip(lines(by_name["in.txt"]), lines(by_name["out.txt"]), strict=False)
+    ):
+        yield RawItem(f"couplets#{index}", value={"in": first["text"], "out": second["text"]})
+
+
 def iter_source(source: SourceConfig, files: list[Path] | None) -> Iterator[RawItem]:
     if source.format == "hf":
         yield from iter_hf(source, files)
+        return
+    if source.format == "couplets":
+        yield from iter_couplets(files or [])
         return
     for path in files or []:
         yield from iter_sharegpt_file(path)

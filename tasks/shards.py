@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from schemas.records import CONVERSATION_SCHEMA, REJECT_SCHEMA
+from schemas.records import JSON_FIELDS, REJECT_SCHEMA, SCHEMAS
 
 STATE_DIR = ".sftforge/state"
 _PART = re.compile(r"^part-(\d{5})\.(parquet|json)$")
@@ -73,21 +73,22 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
-def conversations_table(records: list[dict[str, Any]]) -> pa.Table:
-    rows = {
-        "id": [r["id"] for r in records],
-        "source": [r["source"] for r in records],
-        "model": [r.get("model") for r in records],
-        "messages": [r["messages"] for r in records],
-        "meta": [_dumps(r.get("meta") or {}) for r in records],
-    }
-    return pa.Table.from_pydict(rows, schema=CONVERSATION_SCHEMA)
+def records_table(records: list[dict[str, Any]], kind: str) -> pa.Table:
+    schema = SCHEMAS[kind]
+    columns = {}
+    for name in schema.names:
+        if name in JSON_FIELDS:
+            columns[name] = [_dumps(r.get(name) or {}) for r in records]
+        else:
+            columns[name] = [r.get(name) for r in records]
+    return pa.Table.from_pydict(columns, schema=schema)
 
 
-def read_conversations(path: Path) -> list[dict[str, Any]]:
-    records = pq.read_table(path, schema=CONVERSATION_SCHEMA).to_pylist()
+def read_records(path: Path, kind: str) -> list[dict[str, Any]]:
+    records = pq.read_table(path, schema=SCHEMAS[kind]).to_pylist()
     for record in records:
-        record["meta"] = json.loads(record["meta"]) if record["meta"] else {}
+        for name in JSON_FIELDS:
+            record[name] = json.loads(record[name]) if record.get(name) else {}
     return records
 
 
@@ -96,9 +97,14 @@ def rejects_table(rejects: list[dict[str, Any]]) -> pa.Table:
 
 
 def write_stage_shard(
-    out: Path, stage: str, shard: int, kept: list[dict[str, Any]], rejects: list[dict[str, Any]]
+    out: Path,
+    stage: str,
+    shard: int,
+    kind: str,
+    kept: list[dict[str, Any]],
+    rejects: list[dict[str, Any]],
 ) -> None:
-    write_table_atomic(conversations_table(kept), stage_part(out, stage, shard))
+    write_table_atomic(records_table(kept, kind), stage_part(out, stage, shard))
     rejected = reject_part(out, stage, shard)
     if rejects:
         write_table_atomic(rejects_table(rejects), rejected)

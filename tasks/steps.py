@@ -12,7 +12,9 @@ from schemas.steps import (
     FilterBlockedWordsStep,
     FilterLanguageStep,
     FilterModelStep,
+    FilterQuestionStep,
     HtmlToMarkdownStep,
+    SamplePerGroupStep,
     StepBase,
 )
 from tasks.check_structure import check_structure
@@ -20,13 +22,15 @@ from tasks.dedup_exact import ExactDeduplicator
 from tasks.filter_blocked_words import make_blocked_words_filter
 from tasks.filter_language import make_language_filter
 from tasks.filter_model import make_model_filter
+from tasks.filter_question import filter_question
 from tasks.html_to_markdown import convert_messages
 from tasks.outcome import Rejected
+from tasks.sample_per_group import GroupSampler
 
 StepFn = Callable[[dict[str, Any]], "dict[str, Any] | Rejected"]
 
 
-def build_step(config: StepBase) -> StepFn:
+def build_step(config: StepBase, seed: int = 0) -> StepFn:
     """A fresh step function (stateful steps like dedup get fresh state)."""
     match config:
         case HtmlToMarkdownStep():
@@ -53,4 +57,8 @@ def build_step(config: StepBase) -> StepFn:
                 config.max_chars,
                 config.strip_code,
             )
+        case FilterQuestionStep():
+            return filter_question
+        case SamplePerGroupStep():
+            return GroupSampler(config.by, config.max, config.datasets, seed)
     raise ValueError(f"no implementation for step {config!r}")

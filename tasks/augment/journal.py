@@ -39,9 +39,13 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def call_key(request: dict[str, Any], sample: int) -> str:
-    """Content hash of one call; `request` is everything sent except credentials."""
-    payload = canonical_json({"request": request, "sample": sample})
+def call_key(request: dict[str, Any], sample: int, repeat: int = 0) -> str:
+    """Content hash of one call; `request` is everything sent except credentials.
+
+    `repeat` counts earlier identical requests in the same chain: when a revision comes back
+    unchanged, SelFee asks for feedback on it again and gets a fresh sample, not the old one.
+    """
+    payload = canonical_json({"request": request, "sample": sample, "repeat": repeat})
     return xxhash.xxh3_128_hexdigest(payload.encode("utf-8"))
 
 

@@ -21,15 +21,15 @@ log = logging.getLogger("sftforge.augment")
 
 
 class Bucket:
-    """Refills continuously; a request may borrow past zero (so one bigger than the bucket can
-    still go), and the next one waits until the debt is repaid."""
+    """Refills continuously up to `burst_seconds` of traffic. A request waits until the level
+    covers it (or the whole bucket, for one bigger than the bucket), then may take it below
+    zero: the debt delays the next one, so the average rate holds."""
 
-    def __init__(self, per_minute: float, burst_seconds: float, now: float) -> None:
+    def __init__(self, per_minute: float, burst_seconds: float, now: float, level: float) -> None:
         self.per_minute = float(per_minute)
         self.burst_seconds = burst_seconds
         self.updated = now
-        # Nearly empty, but enough to let the very first request through at once.
-        self.level = min(1.0, self.capacity)
+        self.level = level
 
     @property
     def capacity(self) -> float:
@@ -40,11 +40,10 @@ class Bucket:
         self.level = min(self.capacity, self.level + elapsed * self.per_minute / 60.0 * factor)
         self.updated = max(self.updated, now)
 
-    def wait(self, factor: float) -> float:
-        """Seconds until the level is positive again."""
-        if self.level > 0:
-            return 0.0
-        return (1e-6 - self.level) / (self.per_minute / 60.0 * factor)
+    def wait(self, amount: float, factor: float) -> float:
+        """Seconds until `amount` may be taken."""
+        missing = min(amount, self.capacity) - self.level
+        return 0.0 if missing <= 0 else missing / (self.per_minute / 60.0 * factor)
 
 
 class RateLimiter:
@@ -65,8 +64,10 @@ class RateLimiter:
         self.ramp_seconds = ramp_seconds
         self.ramp_start = ramp_start
         self.refund_unused = refund_unused
-        self.requests = Bucket(rpm, burst_seconds, now) if rpm else None
-        self.tokens = Bucket(tpm, burst_seconds, now) if tpm else None
+        # Nearly empty at start: the first request goes at once, the rest follow the ramp.
+        self.requests = Bucket(rpm, burst_seconds, now, level=1.0) if rpm else None
+        self.tokens = Bucket(tpm, burst_seconds, now, level=0.0) if tpm else None
+        self._first = True
         self.paused_until = 0.0
         self._lock = asyncio.Lock()
         # (time, tokens) of recent sends, for the achieved rates shown in progress.
@@ -89,11 +90,12 @@ class RateLimiter:
                     continue
                 factor = self.factor(now)
                 wait = 0.0
-                for bucket in (self.requests, self.tokens):
+                for bucket, amount in ((self.requests, 1), (self.tokens, tokens)):
                     if bucket is not None:
                         bucket.refill(now, factor)
-                        wait = max(wait, bucket.wait(factor))
-                if wait <= 0:
+                        wait = max(wait, bucket.wait(amount, factor))
+                if wait <= 0 or self._first:
+                    self._first = False
                     break
                 await asyncio.sleep(wait)
             if self.requests is not None:

@@ -10,9 +10,9 @@ Counting, best first:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
-import math
 import os
 import re
 import tempfile
@@ -52,6 +52,11 @@ class Counter:
     count: Callable[[str], int]
 
 
+def _cached(count: Callable[[str], int]) -> Callable[[str], int]:
+    # The running chat resends the same messages call after call: count each text once.
+    return functools.lru_cache(maxsize=4096)(count)
+
+
 def estimate_tokens(text: str) -> int:
     """An upper-leaning token estimate for BPE vocabularies like cl100k_base."""
     total = 0
@@ -59,20 +64,20 @@ def estimate_tokens(text: str) -> int:
         if piece.isspace():
             # Runs of spaces (code indentation) are merged into few tokens.
             total += 1 + len(piece) // 8
-            continue
-        ascii_part = sum(1 for ch in piece if ord(ch) < 128)
-        other_bytes = len(piece.encode("utf-8")) - ascii_part
-        core = piece.strip()
-        if core.isalpha() and core.isascii():
-            # Common words are one token; rare/long ones split into ~4-letter chunks.
-            tokens = 1 + (len(core) - 1) // 4
-        elif core.isdigit():
-            tokens = 1
+        elif piece.isascii():
+            core = piece.lstrip()
+            if core.isalpha():
+                # Common words are one token; rare/long ones split into ~4-letter chunks.
+                total += 1 + (len(core) - 1) // 4
+            elif core.isdigit():
+                total += 1
+            else:
+                total += (len(piece) + 1) // 2
         else:
-            tokens = math.ceil(ascii_part / 2) if ascii_part else 0
-        # CJK (3 UTF-8 bytes) -> 1.5 tokens a character; accented letters (2 bytes) -> 1.
-        tokens += math.ceil(other_bytes / 2)
-        total += max(1, tokens)
+            ascii_chars = sum(1 for ch in piece if ch < "\x80")
+            other_bytes = len(piece.encode("utf-8")) - ascii_chars
+            # CJK (3 UTF-8 bytes) -> 1.5 tokens a character; accented letters (2 bytes) -> 1.
+            total += max(1, (ascii_chars + 1) // 2 + (other_bytes + 1) // 2)
     return total
 
 
@@ -100,14 +105,14 @@ def _tiktoken_counter(model: str) -> Counter:
     encoding = tiktoken.get_encoding(_encoding_name(model))
     return Counter(
         f"tiktoken:{encoding.name}",
-        lambda text: len(encoding.encode(text, disallowed_special=())),
+        _cached(lambda text: len(encoding.encode(text, disallowed_special=()))),
     )
 
 
 def make_counter(model: str, setting: str = "auto") -> Counter:
     """The best available counter for `model`, per the step's `tokenizer` setting."""
     if setting == "estimate":
-        counter = Counter("estimate", estimate_tokens)
+        counter = Counter("estimate", _cached(estimate_tokens))
     elif setting == "tiktoken":
         counter = _tiktoken_counter(model)
     elif setting == "auto":
@@ -117,14 +122,16 @@ def make_counter(model: str, setting: str = "auto") -> Counter:
             available = _tiktoken_cached(_encoding_name(model))
         except ImportError:
             available = False
-        counter = _tiktoken_counter(model) if available else Counter("estimate", estimate_tokens)
+        counter = (
+            _tiktoken_counter(model) if available else Counter("estimate", _cached(estimate_tokens))
+        )
     else:
         from tokenizers import Tokenizer
 
         tokenizer = Tokenizer.from_file(setting)
         counter = Counter(
             f"hf:{Path(setting).name}",
-            lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids),
+            _cached(lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)),
         )
     log.info("augment: counting tokens for %s with %s", model, counter.name)
     return counter

@@ -1,0 +1,225 @@
+"""Entry point of the augment step: one shard of records in, the same records out, augmented."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from schemas.augment import AugmentStep
+from tasks.augment.budget import Ledger
+from tasks.augment.client import Redactor, credentials, make_client
+from tasks.augment.journal import Journal
+from tasks.augment.loop import LoopSettings, augment_record
+from tasks.augment.presets import resolve_preset
+from tasks.augment.processor import Processor
+from tasks.augment.rate_limit import RateLimiter
+from tasks.augment.tokens import make_counter
+
+log = logging.getLogger("sftforge.augment")
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+PROGRESS_EVERY_SECONDS = 0.5
+
+
+class AugmentInterrupted(KeyboardInterrupt):
+    """Ctrl-C: calls in flight were finished and journaled; `records` holds this shard's state."""
+
+    def __init__(self, message: str, records: list[dict]) -> None:
+        super().__init__(message)
+        self.records = records
+
+
+def augment_records(
+    records: list[dict],
+    config: AugmentStep,
+    journal_path: Path,
+    on_progress: ProgressFn | None = None,
+) -> list[dict]:
+    """Run the loop for these records (one shard); same order out as in; every record comes back
+    (status done or failed); calls whose response is in the journal are never sent again."""
+    return _run_sync(_augment(records, config, Path(journal_path), on_progress))
+
+
+def _run_sync(coro: Coroutine[Any, Any, list[dict]]) -> list[dict]:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # Called from inside an event loop (an async Prefect task): run ours on a fresh thread.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def _augment(
+    records: list[dict], config: AugmentStep, journal_path: Path, on_progress: ProgressFn | None
+) -> list[dict]:
+    api_key, base_url = credentials(config)
+    redact = Redactor(api_key)
+    settings = LoopSettings(resolve_preset(config), config, make_counter(config.model, config.tokenizer))
+    started = time.monotonic()
+    with Journal(journal_path) as journal:
+        client = make_client(config, api_key, base_url)
+        limiter = RateLimiter(
+            config.rpm,
+            config.tpm,
+            ramp_seconds=config.ramp_seconds,
+            ramp_start=config.ramp_start,
+            refund_unused=config.tpm_accounting == "usage",
+        )
+        ledger = Ledger(config.prices.get(config.model), config.max_cost, journal.spent)
+        processor = Processor(
+            client,
+            journal,
+            limiter,
+            ledger,
+            concurrency=config.concurrency,
+            max_attempts=config.max_attempts,
+            backoff_base=config.backoff_base_seconds,
+            backoff_max=config.backoff_max_seconds,
+            redact=redact,
+        )
+        results: list[dict | None] = [None] * len(records)
+        progress = _Progress(records, results, processor, started, on_progress)
+        interrupted = _install_interrupt(processor)
+        try:
+            queue: asyncio.Queue[int] = asyncio.Queue()
+            for index in range(len(records)):
+                queue.put_nowait(index)
+
+            async def worker() -> None:
+                while not queue.empty():
+                    index = queue.get_nowait()
+                    out = await augment_record(records[index], settings, processor.call)
+                    if out["error"]:
+                        out["error"] = redact(out["error"])
+                    results[index] = out
+
+            # Each record has one call in flight at a time, so twice the concurrency keeps
+            # every slot busy while records wait on the journal or on each other. Concurrency
+            # 1 means strictly one record after another (replays against a scripted server).
+            workers = min(len(records), 1 if config.concurrency == 1 else 2 * config.concurrency)
+            reporter = asyncio.ensure_future(progress.loop())
+            try:
+                await asyncio.gather(*(worker() for _ in range(workers)))
+            finally:
+                reporter.cancel()
+                progress.emit()
+        finally:
+            interrupted.restore()
+            await client.close()
+        done = [r for r in results if r is not None]
+        _log_summary(done, processor, ledger, journal_path, time.monotonic() - started)
+        if interrupted.fired:
+            raise AugmentInterrupted(
+                f"augment interrupted: finished calls are saved in {journal_path}; rerun the "
+                "same command to resume (no finished call will be sent again)",
+                done,
+            )
+    return done
+
+
+class _Progress:
+    def __init__(
+        self,
+        records: list[dict],
+        results: list[dict | None],
+        processor: Processor,
+        started: float,
+        callback: ProgressFn | None,
+    ) -> None:
+        self.records = records
+        self.results = results
+        self.processor = processor
+        self.started = started
+        self.callback = callback
+
+    def snapshot(self) -> dict[str, Any]:
+        finished = [r for r in self.results if r is not None]
+        stats, ledger = self.processor.stats, self.processor.ledger
+        total = len(self.records)
+        cost = ledger.run_cost
+        return {
+            "records_total": total,
+            "records_done": sum(1 for r in finished if r["status"] == "done"),
+            "records_failed": sum(1 for r in finished if r["status"] == "failed"),
+            "calls_sent": stats.sent,
+            "calls_cached": stats.cached,
+            "calls_in_flight": stats.in_flight,
+            "calls_failed": stats.failed,
+            "retries": stats.retries,
+            "rate_limited": stats.rate_limited,
+            "prompt_tokens": ledger.prompt_tokens,
+            "completion_tokens": ledger.completion_tokens,
+            "cost": round(cost, 6),
+            "cost_projected": round(cost * total / len(finished), 6) if finished else None,
+            "iterations": dict(
+                sorted(collections.Counter(r["iteration"] for r in finished).items())
+            ),
+            "elapsed_seconds": round(time.monotonic() - self.started, 3),
+            "stopped": self.processor.stop_reason,
+            **self.processor.limiter.rates(),
+        }
+
+    def emit(self) -> None:
+        if self.callback is not None:
+            self.callback(self.snapshot())
+
+    async def loop(self) -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY_SECONDS)
+            self.emit()
+
+
+class _Interrupt:
+    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.loop = loop
+        self.fired = False
+
+    def restore(self) -> None:
+        if self.loop is not None:
+            self.loop.remove_signal_handler(signal.SIGINT)
+
+
+def _install_interrupt(processor: Processor) -> _Interrupt:
+    """First Ctrl-C: send nothing new, let calls in flight finish into the journal.
+    A second one: stop at once (calls in flight stay "started" and are resent on resume)."""
+    if threading.current_thread() is not threading.main_thread():
+        return _Interrupt(None)
+    loop = asyncio.get_running_loop()
+    state = _Interrupt(loop)
+    main = asyncio.current_task()
+
+    def on_sigint() -> None:
+        if state.fired and main is not None:
+            main.cancel()
+            return
+        state.fired = True
+        log.warning("augment: interrupted; finishing calls in flight (Ctrl-C again to abort)")
+        processor.stop("interrupted")
+
+    loop.add_signal_handler(signal.SIGINT, on_sigint)
+    return state
+
+
+def _log_summary(
+    results: list[dict], processor: Processor, ledger: Ledger, journal_path: Path, seconds: float
+) -> None:
+    stats = processor.stats
+    failed = sum(1 for r in results if r["status"] == "failed")
+    log.info(
+        "augment: %d records (%d failed) in %.1fs; %d calls sent, %d from the journal, "
+        "%d retries; %d prompt + %d completion tokens, $%.4f; journal %s",
+        len(results), failed, seconds, stats.sent, stats.cached, stats.retries,
+        ledger.prompt_tokens, ledger.completion_tokens, ledger.run_cost, journal_path,
+    )
+    if processor.stop_reason:
+        log.warning("augment: stopped early: %s", processor.stop_reason)

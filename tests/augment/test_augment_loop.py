@@ -1,0 +1,204 @@
+"""The answer -> feedback -> revision loop against a real server with scripted replies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from llmock.scenarios import Fail, Reply
+
+from augment_support import fast_config
+from tasks.augment import augment_records
+from tasks.augment.postprocess import clean_answer, clean_feedback, clean_revision
+
+NEEDED = "Wrong bounds. Score: 4\n\nRevision is needed."
+NOT_NEEDED = "Correct. Score: 9. Revision is not needed."
+
+
+def record(**fields: str) -> dict:
+    base = {"id": "x1", "source": "test", "dataset": "unit", "instruction": "Add one to n",
+            "input": "", "output": ""}
+    return {**base, **fields}
+
+
+def script(server, *texts: str) -> None:
+    server.state.scenarios.add(*(Reply(text=t) for t in texts))
+
+
+def sent(server) -> list[list[dict]]:
+    """The messages of every request the server saw, in order."""
+    return [r.body["messages"] for r in server.state.journal.records(wait=2.0)]
+
+
+def test_stops_when_the_feedback_says_not_needed(start_server, api_env, tmp_path: Path) -> None:
+    server = start_server()
+    api_env(server)
+    script(server, "n + 2", NEEDED, "n + 1", NOT_NEEDED)
+    (out,) = augment_records([record()], fast_config(), tmp_path / "j.sqlite")
+    assert out["status"] == "done" and out["error"] is None
+    assert out["outputs"] == [
+        {"output": "n + 2", "feedback": NEEDED},
+        {"output": "n + 1", "feedback": NOT_NEEDED},
+    ]
+    assert (out["iteration"], out["iteration_truncated"], out["truncated"]) == (2, False, False)
+    assert out["output"] == "n + 1"  # no answer of its own: the chain's final one
+    assert out["usage"]["prompt_tokens"] > 0 and out["usage"]["cost"] > 0
+    requests = sent(server)
+    assert len(requests) == 4 and not server.state.scenarios.pending()
+    # The feedback call is a fresh chat; the revision call is the running chat.
+    assert len(requests[1]) == 1 and "Here is a proposed answer:\nn + 2" in requests[1][0]["content"]
+    assert [m["role"] for m in requests[2]] == ["user", "assistant", "user", "assistant", "user"]
+    assert requests[2][1]["content"] == "n + 2" and requests[2][3]["content"] == NEEDED
+
+
+def test_caps_at_five_pairs(start_server, api_env, tmp_path: Path) -> None:
+    server = start_server()
+    api_env(server)
+    script(server, "a0", *[t for i in range(1, 5) for t in (NEEDED, f"a{i}")], NEEDED)
+    (out,) = augment_records([record()], fast_config(), tmp_path / "j.sqlite")
+    assert (out["iteration"], out["iteration_truncated"]) == (5, True)
+    assert [pair["output"] for pair in out["outputs"]] == ["a0", "a1", "a2", "a3", "a4"]
+    assert len(sent(server)) == 10  # 1 answer, 5 feedbacks, 4 revisions
+    # The last revision call carries every earlier round, oldest first.
+    assert [m["content"] for m in sent(server)[-2] if m["role"] == "assistant"][::2] == [
+        "a0", "a1", "a2", "a3",
+    ]
+
+
+def test_configurable_cap(start_server, api_env, tmp_path: Path) -> None:
+    server = start_server()
+    api_env(server)
+    script(server, "a0", NEEDED, "a1", NEEDED)
+    (out,) = augment_records([record()], fast_config(max_iterations=2), tmp_path / "j.sqlite")
+    assert (out["iteration"], out["iteration_truncated"]) == (2, True)
+
+
+def test_existing_answer_skips_the_answer_call(start_server, api_env, tmp_path: Path) -> None:
+    server = start_server()
+    api_env(server)
+    script(server, NOT_NEEDED)
+    (out,) = augment_records([record(output="n + 1")], fast_config(), tmp_path / "j.sqlite")
+    assert out["outputs"] == [{"output": "n + 1", "feedback": NOT_NEEDED}]
+    assert out["output"] == "n + 1"
+    (only,) = sent(server)
+    assert "Here is a proposed answer:\nn + 1" in only[0]["content"]
+
+
+def test_teacher_preset_keeps_the_gold_answer(start_server, api_env, tmp_path: Path) -> None:
+    server = start_server()
+    api_env(server)
+    script(server, "n+2", NEEDED, "n+1", NOT_NEEDED)
+    config = fast_config(preset="selfee_teacher")
+    (out,) = augment_records([record(output="n + 1  # gold")], config, tmp_path / "j.sqlite")
+    assert out["output"] == "n + 1  # gold"
+    assert [pair["output"] for pair in out["outputs"]] == ["n+2", "n+1"]
+    requests = sent(server)
+    assert requests[0] == [{"role": "user", "content": "Add one to n"}]  # the student answers
+    assert "teaching assistant" in requests[1][0]["content"]
+    assert "n + 1  # gold" in requests[1][0]["content"]
+    assert "minimal edits" in requests[2][-1]["content"]
+    # Without a gold answer the teacher cannot work: failed, with the reason, nothing sent.
+    (bad,) = augment_records([record(id="x2")], config, tmp_path / "j.sqlite")
+    assert bad["status"] == "failed" and "gold" in bad["error"] and len(sent(server)) == 4
+
+
+def test_postprocessing_runs_on_what_the_model_wrote(start_server, api_env, tmp_path) -> None:
+    server = start_server()
+    api_env(server)
+    script(
+        server,
+        "I apologize, but here goes. n + 2",
+        "Close, but revision is needed.",
+        "I apologize for the error. n + 1\nThis revision fixes the offset.",
+        NOT_NEEDED,
+    )
+    (out,) = augment_records([record()], fast_config(), tmp_path / "j.sqlite")
+    assert out["outputs"] == [
+        {"output": "n + 2", "feedback": "Close. Revision is needed."},
+        {"output": "n + 1", "feedback": NOT_NEEDED},
+    ]
+
+
+def test_a_failed_call_fails_the_record_and_the_rerun_retries_it(
+    start_server, api_env, tmp_path: Path
+) -> None:
+    server = start_server()
+    api_env(server)
+    journal = tmp_path / "j.sqlite"
+    rec = record(output="n + 1")  # the first call is the feedback
+    server.state.scenarios.add(Fail(400, message="bad request"))
+    (out,) = augment_records([rec], fast_config(), journal)
+    assert out["status"] == "failed" and "HTTP 400" in out["error"]
+    assert out["outputs"] == [] and out["iteration"] == 0
+    assert len(sent(server)) == 1  # a 400 is never retried
+    # Retryable, but failing on every attempt: failed after max_attempts, never dropped.
+    server.state.scenarios.add(Fail(503, retry_after=0.01, times=2))
+    (out,) = augment_records([rec], fast_config(max_attempts=2), journal)
+    assert out["status"] == "failed" and "after 2 attempts" in out["error"]
+    assert len(sent(server)) == 3
+    script(server, NOT_NEEDED)
+    (again,) = augment_records([rec], fast_config(), journal)
+    assert again["status"] == "done" and again["error"] is None
+    assert again["outputs"] == [{"output": "n + 1", "feedback": NOT_NEEDED}]
+    assert len(sent(server)) == 4
+
+
+def _replay_script(data: dict) -> list[str]:
+    """The server's replies: answer, feedback, revision, feedback, ..."""
+    return [text for pair in data["outputs"] for text in (pair["output"], pair["feedback"])]
+
+
+def test_replaying_selfee_chains_reproduces_them(
+    start_server, api_env, tmp_path: Path, selfee_records: list[dict]
+) -> None:
+    """SelFee's teacher-mode CoNaLa chains, replayed as the server's replies, come out of our
+    loop with the same pairs (after the clean-ups), iteration and iteration_truncated --
+    including chains where a revision came back unchanged and SelFee asked for feedback again."""
+    server = start_server()
+    api_env(server)
+    long_ones = [r for r in selfee_records if r["iteration"] >= 4]
+    picked = long_ones + [r for r in selfee_records if r["iteration"] < 4][:10]
+    records = []
+    for n, data in enumerate(picked):
+        script(server, *_replay_script(data))
+        fields = {k: data[k] for k in ("instruction", "input", "output")}
+        records.append({"id": f"s{n}", "source": "selfee", "dataset": "conala", **fields})
+    # Concurrency 1: records strictly in turn, so the scripted replies meet their record.
+    config = fast_config(preset="selfee_teacher", concurrency=1)
+    out = augment_records(records, config, tmp_path / "j.sqlite")
+    assert not server.state.scenarios.pending()
+    for data, got in zip(picked, out, strict=True):
+        expected = [
+            {"output": (clean_revision if i else clean_answer)(p["output"]),
+             "feedback": clean_feedback(p["feedback"])}
+            for i, p in enumerate(data["outputs"])
+        ]
+        assert got["outputs"] == expected
+        assert (got["iteration"], got["iteration_truncated"]) == (
+            data["iteration"], data["iteration_truncated"],
+        )
+        assert got["output"] == data["output"]
+    assert any(
+        len({p["output"] for p in d["outputs"]}) < d["iteration"] for d in picked
+    )  # the repeated-answer case is in the sample
+
+
+@pytest.mark.parametrize("preset", ["selfee", "selfee_teacher"])
+def test_every_record_comes_back_in_order(start_server, api_env, tmp_path, preset) -> None:
+    from augment_support import make_records
+
+    server = start_server()
+    api_env(server)
+    records = make_records(12)
+    records[3]["instruction"] = ""  # a broken record fails alone
+    if preset == "selfee_teacher":
+        for r in records:
+            r["output"] = "gold"
+    out = augment_records(records, fast_config(preset=preset), tmp_path / "j.sqlite")
+    assert [r["id"] for r in out] == [r["id"] for r in records]
+    assert out[3]["status"] == "failed" and "instruction" in out[3]["error"]
+    assert all(r["status"] == "done" for i, r in enumerate(out) if i != 3)
+    # The echo server's critique quotes the start of its prompt: for selfee that is the
+    # instruction (which says "no need" in every other record); the teacher's starts otherwise.
+    expected = {1, 5} if preset == "selfee" else {5}
+    assert {r["iteration"] for i, r in enumerate(out) if i != 3} == expected
