@@ -8,6 +8,7 @@ import sys
 from typing import NoReturn
 
 from schemas.loading import ConfigError, load_recipe, resolve_source_files
+from schemas.recipe import Recipe
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,9 +27,18 @@ def _inputs(pairs: list[str]) -> dict[str, str]:
     return inputs
 
 
-def _validate(args: argparse.Namespace) -> None:
+def _checked_recipe(args: argparse.Namespace) -> Recipe:
+    """The recipe, with its inputs found and readable — or ConfigError (exit 2)."""
+    from tasks.read_sources import UnreadableInput, probe
+
     recipe = load_recipe(args.config, sets=args.set, inputs=_inputs(args.input), out=args.out)
-    resolve_source_files(recipe, args.config)
+    files = resolve_source_files(recipe, args.config)
+    for source in recipe.sources:
+        try:
+            probe(source, files.get(source.name))
+        except UnreadableInput as exc:
+            raise ConfigError(str(exc)) from None
+    return recipe
 
 
 def _prefect_defaults(verbose: bool) -> None:
@@ -40,8 +50,7 @@ def _prefect_defaults(verbose: bool) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    recipe = load_recipe(args.config, sets=args.set, inputs=_inputs(args.input), out=args.out)
-    resolve_source_files(recipe, args.config)
+    recipe = _checked_recipe(args)
     _prefect_defaults(args.verbose)
 
     from rich.console import Console
@@ -59,7 +68,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return_state=True,
     )
     if not state.is_completed():
+        from tasks.read_sources import UnreadableInput
+
         error = state.result(raise_on_failure=False)
+        if isinstance(error, UnreadableInput):  # a file that broke after the check
+            print(f"sftforge: {error}", file=sys.stderr)
+            return 2
         print(f"sftforge: run failed: {error}", file=sys.stderr)
         return 1
     body = state.result()
@@ -69,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    _validate(args)
+    _checked_recipe(args)
     print(f"{args.config}: ok")
     return 0
 

@@ -117,6 +117,8 @@ class OutputConfig(_Strict):
     format: Literal["parquet", "jsonl", "sharegpt_json", "alpaca_json", "guanaco_jsonl"]
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-.]+$")  # file stem
     shards: ShardsConfig | None = None
+    # Only records of these datasets (DreamerGPT ships one file per set); None: all.
+    datasets: list[str] | None = None
 
 
 class SplitConfig(_Strict):

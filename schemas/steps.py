@@ -84,6 +84,9 @@ class FilterLanguageStep(StepBase):
     max_chars: int = Field(default=2000, ge=16)
     # Code is not a natural language; drop fenced code blocks before classifying.
     strip_code: bool = True
+    # Only records of these datasets are checked (code and math sets are English by
+    # construction and their outputs are code); None: every record.
+    datasets: list[str] | None = None
 
 
 class FilterQuestionStep(StepBase):

@@ -60,11 +60,15 @@ def make_language_filter(
     model_path: str | None = None,
     max_chars: int = 2000,
     strip_code: bool = True,
+    datasets: list[str] | None = None,
 ) -> Callable[[dict[str, Any]], Any]:
     allowed = set(languages)
     scopes = scopes or ["user", "all"]
+    only = set(datasets) if datasets is not None else None
 
     def filter_language(record: dict[str, Any]) -> dict[str, Any] | Rejected:
+        if only is not None and record.get("dataset") not in only:
+            return record
         found: dict[str, dict[str, Any]] = {}
         for scope in scopes:
             text = prose(scope_text(record, scope), max_chars, strip_code)

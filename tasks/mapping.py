@@ -71,7 +71,9 @@ def _apply(value: Any, name: str, path: str) -> Any:
     raise MappingError("bad_template", f"unknown filter |{name}")
 
 
-def render(template: str, row: dict[str, Any]) -> str:
+def render(template: str, row: dict[str, Any], strict: bool = False) -> str:
+    """Fill a template. `strict`: a null or empty field fails it (for choices)."""
+
     def field(match: re.Match[str]) -> str:
         if match.group(0) in ("{{", "}}"):
             return match.group(0)[0]
@@ -79,31 +81,30 @@ def render(template: str, row: dict[str, Any]) -> str:
         value = _lookup(row, path)
         for name in filters:
             value = _apply(value, name, path)
-        if value is None:
-            raise MappingError("missing_field", f"{path!r} is null")
+        if value is None or (strict and value == ""):
+            if strict:
+                raise MappingError("missing_field", f"{path!r} is empty")
+            return ""  # a null cell (CSV, a column another file had) is empty, not absent
         return _text(value, path)
 
     return _FIELD.sub(field, template)
 
 
 def render_choice(template: Template, row: dict[str, Any]) -> str:
-    """A list of templates: the first that renders non-empty (missing fields skip it)."""
+    """A list of templates: the first whose fields are all present and non-empty."""
     if isinstance(template, str):
         return render(template, row)
-    last: MappingError | None = None
     for alternative in template:
         try:
-            text = render(alternative, row)
+            text = render(alternative, row, strict=True)
         except MappingError as exc:
             if exc.reason == "bad_template":
                 raise
-            last = exc
             continue
         if text.strip():
             return text
-    if last is not None:
-        raise last
-    return ""
+    # None fits: the last one, leniently, so the error (or emptiness) is about it.
+    return render(template[-1], row) if template else ""
 
 
 def explode(row: dict[str, Any], field: str | None) -> Iterator[tuple[str, dict[str, Any]]]:

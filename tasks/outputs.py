@@ -97,7 +97,10 @@ class Splitter:
 
     @property
     def names(self) -> list[str]:
-        return ["train", "eval"] if self.config is not None else ["train"]
+        wants_eval = self.config is not None and bool(
+            self.config.eval_fraction or self.config.eval_size
+        )
+        return ["train", "eval"] if wants_eval else ["train"]
 
     def __call__(self, record: dict[str, Any]) -> str:
         if self.threshold is None:
@@ -135,19 +138,19 @@ class _JsonWriter:
         self.tmp.unlink(missing_ok=True)
 
 
-def _shard_of(output: OutputConfig, seed: int) -> Callable[[dict[str, Any]], int]:
+def _shard_of(output: OutputConfig, seed: int) -> Callable[[dict[str, Any], str], int]:
     """Round-robin within each stratum, from a seeded offset: every file gets its share of
     every value of `stratify_by` (DreamerGPT's firefly-train-0..4 by `kind`)."""
     shards = output.shards
     if shards is None:
-        return lambda record: 0
-    seen: Counter[str] = Counter()
+        return lambda record, split: 0
+    seen: Counter[tuple[str, str]] = Counter()
 
-    def shard(record: dict[str, Any]) -> int:
+    def shard(record: dict[str, Any], split: str) -> int:
         stratum = group_of(record, shards.stratify_by) if shards.stratify_by else ""
         offset = xxhash.xxh3_64_intdigest(f"{seed}\x1f{stratum}".encode()) % shards.count
-        index = (seen[stratum] + offset) % shards.count
-        seen[stratum] += 1
+        index = (seen[split, stratum] + offset) % shards.count
+        seen[split, stratum] += 1
         return index
 
     return shard
@@ -188,7 +191,10 @@ def write_outputs(
         writers = {key: _JsonWriter(path, as_list) for key, path in paths.items()}
         try:
             for record in records():
-                writers[(splitter(record), shard_of(record))].write(_row(output.format, record))
+                if output.datasets is not None and record.get("dataset") not in output.datasets:
+                    continue
+                split = splitter(record)
+                writers[split, shard_of(record, split)].write(_row(output.format, record))
         except BaseException:
             for writer in writers.values():
                 writer.abort()

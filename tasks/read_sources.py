@@ -224,6 +224,16 @@ def iter_hf(source: SourceConfig, files: list[Path] | None) -> Iterator[RawItem]
         yield from _iter_dataset(ds, path.name)
 
 
+def probe(source: SourceConfig, files: list[Path] | None) -> None:
+    """Read the first row of each local file of an hf source: an unreadable file is a usage
+    error to report before the run starts (UnreadableInput names the file)."""
+    if source.format != "hf" or source.dataset:
+        return
+    for path in files or []:
+        single = source.model_copy(update={"path": str(path)})
+        next(iter(iter_hf(single, [path])), None)
+
+
 def iter_couplets(files: list[Path]) -> Iterator[RawItem]:
     """The couplet set: parallel in.txt / out.txt lines (through load_dataset("text"))."""
     import datasets

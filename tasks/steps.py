@@ -56,6 +56,7 @@ def build_step(config: StepBase, seed: int = 0) -> StepFn:
                 config.model_path,
                 config.max_chars,
                 config.strip_code,
+                config.datasets,
             )
         case FilterQuestionStep():
             return filter_question

@@ -108,8 +108,9 @@ class _Chain:
             messages, cut = fit_messages(settings.counter, head, rounds or [], budget)
             request = {**params, "messages": messages}
             base = call_key(request, settings.config.sample)
+            repeat = self._asked[base]
             spec = CallSpec(
-                key=call_key(request, settings.config.sample, self._asked[base]),
+                key=call_key(request, settings.config.sample, repeat) if repeat else base,
                 request=request,
                 prompt_tokens=count_messages(settings.counter, messages),
                 max_tokens=params["max_tokens"],

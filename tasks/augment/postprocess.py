@@ -46,7 +46,7 @@ def drop_leading_apology(text: str) -> str:
 
 
 def normalize_verdict(feedback: str) -> str:
-    """"..., but revision is needed." -> "... . Revision is needed." so the verdict stands alone.
+    """ "..., but revision is needed." -> "... . Revision is needed." so the verdict stands alone.
 
     The critique before "but" is kept; only the verdict becomes its own sentence, the form
     every other feedback uses.

@@ -20,8 +20,8 @@ SELFEE_STOP_PHRASES: tuple[str, ...] = ("no critique", "no revision", "no need",
 
 _CRITIQUE_REQUEST = (
     "Are there any comments or critiques for the above answer? If so, write one in under "
-    "100 words. Then score the answer from 1 to 10. At the end, write \"Revision is needed\" "
-    "if the answer should be revised, or \"Revision is not needed\" if it should not."
+    '100 words. Then score the answer from 1 to 10. At the end, write "Revision is needed" '
+    'if the answer should be revised, or "Revision is not needed" if it should not.'
 )
 
 
@@ -68,8 +68,8 @@ SELFEE_TEACHER = Preset(
         "Correct answer (do not reveal):\n{gold}\n\n"
         "Student's answer:\n{answer}\n\n"
         "Write feedback on the student's answer in under 100 words and score it from 1 to 10. "
-        "At the end, write \"Revision is needed\" if the student should revise the answer, or "
-        "\"Revision is not needed\" if it is already correct."
+        'At the end, write "Revision is needed" if the student should revise the answer, or '
+        '"Revision is not needed" if it is already correct.'
     ),
     revision=(
         (
@@ -144,7 +144,9 @@ def _with_system(preset: Preset, fields: dict[str, str], messages: list[Message]
 
 def answer_messages(preset: Preset, record: dict) -> list[Message]:
     fields = fields_of(record)
-    return _with_system(preset, fields, [{"role": "user", "content": preset.answer.format(**fields)}])
+    return _with_system(
+        preset, fields, [{"role": "user", "content": preset.answer.format(**fields)}]
+    )
 
 
 def feedback_messages(preset: Preset, record: dict, answer: str) -> list[Message]:
@@ -168,6 +170,8 @@ def revision_chat(
     for answer, feedback in pairs:
         fields = fields_of(record, answer=answer, feedback=feedback)
         turns = [{"role": "assistant", "content": answer}]
-        turns += [{"role": role, "content": text.format(**fields)} for role, text in preset.revision]
+        turns += [
+            {"role": role, "content": text.format(**fields)} for role, text in preset.revision
+        ]
         rounds.append(turns)
     return head, rounds

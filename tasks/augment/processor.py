@@ -127,8 +127,12 @@ class Processor:
             self.stats.cached += 1
             result = await asyncio.shield(pending)
             return CallResult(
-                result.text, result.finish_reason, result.prompt_tokens,
-                result.completion_tokens, result.cost, True,
+                result.text,
+                result.finish_reason,
+                result.prompt_tokens,
+                result.completion_tokens,
+                result.cost,
+                True,
             )
         task = asyncio.ensure_future(self._send(spec))
         self._in_flight[spec.key] = task
@@ -141,23 +145,17 @@ class Processor:
                 task.add_done_callback(lambda _: self._in_flight.pop(spec.key, None))
 
     async def _send(self, spec: CallSpec) -> CallResult:
-        failure: Failure | None = None
         for attempt in range(1, self.max_attempts + 1):
-            if self.stop_reason is not None:
-                raise CallFailed(f"not sent: {self.stop_reason}", failure)
             try:
-                reserved = self.ledger.reserve(spec.prompt_tokens, spec.max_tokens)
-            except BudgetExhausted as exc:
-                self.stop(str(exc))
-                raise CallFailed(f"not sent: {exc}", failure) from None
-            try:
-                return await self._attempt(spec, reserved)
+                return await self._attempt(spec)
             except (openai.APIError, InvalidResponse) as exc:
-                self.ledger.release(reserved)
                 failure = classify(exc)
                 failure = Failure(
-                    failure.retryable, failure.status, self.redact(failure.message),
-                    failure.retry_after, failure.context_overflow,
+                    failure.retryable,
+                    failure.status,
+                    self.redact(failure.message),
+                    failure.retry_after,
+                    failure.context_overflow,
                 )
                 key = str(failure.status or "connection")
                 self.stats.statuses[key] = self.stats.statuses.get(key, 0) + 1
@@ -173,27 +171,49 @@ class Processor:
                     self.stats.rate_limited += 1
                     self.limiter.pause(wait)
                 self.stats.retries += 1
+                # Wait without holding a slot: other calls may proceed (unless paused).
                 await asyncio.sleep(wait)
         raise AssertionError("unreachable")
 
-    async def _attempt(self, spec: CallSpec, reserved: float) -> CallResult:
+    async def _attempt(self, spec: CallSpec) -> CallResult:
         estimate = spec.prompt_tokens + spec.max_tokens
         async with self._slots:
-            await self.limiter.acquire(estimate)
-            self.journal.started(spec.key, spec.request)
-            self.stats.in_flight += 1
-            self.stats.sent += 1
+            self._check_stop()
             try:
-                raw = await self.client.chat.completions.with_raw_response.create(**spec.request)
-            except openai.APIStatusError as exc:
-                self.limiter.observe_headers(exc.response.headers)
-                raise
+                # Held only while the call is really about to go, so that calls queued for a
+                # slot do not keep the budget from being used.
+                reserved = self.ledger.reserve(spec.prompt_tokens, spec.max_tokens)
+            except BudgetExhausted as exc:
+                self.stop(str(exc))
+                raise CallFailed(f"not sent: {exc}") from None
+            settled = False
+            try:
+                await self.limiter.acquire(estimate)
+                self._check_stop()  # the wait may have been long: Ctrl-C may have come
+                self.journal.started(spec.key, spec.request)
+                self.stats.in_flight += 1
+                self.stats.sent += 1
+                try:
+                    raw = await self.client.chat.completions.with_raw_response.create(
+                        **spec.request
+                    )
+                except openai.APIStatusError as exc:
+                    self.limiter.observe_headers(exc.response.headers)
+                    raise
+                finally:
+                    self.stats.in_flight -= 1
+                body = raw.text
+                self.limiter.observe_headers(raw.headers)
+                text, finish, prompt_tokens, completion_tokens = parse_completion(body)
+                cost = self.ledger.settle(reserved, prompt_tokens, completion_tokens)
+                settled = True
+                self.journal.finish(spec.key, body, prompt_tokens, completion_tokens, cost)
             finally:
-                self.stats.in_flight -= 1
-            body = raw.text
-            self.limiter.observe_headers(raw.headers)
-            text, finish, prompt_tokens, completion_tokens = parse_completion(body)
-            cost = self.ledger.settle(reserved, prompt_tokens, completion_tokens)
-            self.journal.finish(spec.key, body, prompt_tokens, completion_tokens, cost)
+                if not settled:
+                    self.ledger.release(reserved)
             self.limiter.reconcile(estimate, prompt_tokens + completion_tokens)
         return CallResult(text, finish, prompt_tokens, completion_tokens, cost, False)
+
+    def _check_stop(self) -> None:
+        if self.stop_reason is not None:
+            raise CallFailed(f"not sent: {self.stop_reason}")

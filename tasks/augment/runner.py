@@ -9,7 +9,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,25 +46,35 @@ def augment_records(
 ) -> list[dict]:
     """Run the loop for these records (one shard); same order out as in; every record comes back
     (status done or failed); calls whose response is in the journal are never sent again."""
-    return _run_sync(_augment(records, config, Path(journal_path), on_progress))
-
-
-def _run_sync(coro: Coroutine[Any, Any, list[dict]]) -> list[dict]:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
+        return _run(records, config, Path(journal_path), on_progress)
     # Called from inside an event loop (an async Prefect task): run ours on a fresh thread.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
+        return pool.submit(_run, records, config, Path(journal_path), on_progress).result()
+
+
+def _run(
+    records: list[dict], config: AugmentStep, journal_path: Path, on_progress: ProgressFn | None
+) -> list[dict]:
+    # Resolved outside any event loop: a Prefect Secret block loads synchronously here.
+    api_key, base_url = credentials(config)
+    return asyncio.run(_augment(records, config, journal_path, on_progress, api_key, base_url))
 
 
 async def _augment(
-    records: list[dict], config: AugmentStep, journal_path: Path, on_progress: ProgressFn | None
+    records: list[dict],
+    config: AugmentStep,
+    journal_path: Path,
+    on_progress: ProgressFn | None,
+    api_key: str,
+    base_url: str | None,
 ) -> list[dict]:
-    api_key, base_url = credentials(config)
     redact = Redactor(api_key)
-    settings = LoopSettings(resolve_preset(config), config, make_counter(config.model, config.tokenizer))
+    settings = LoopSettings(
+        resolve_preset(config), config, make_counter(config.model, config.tokenizer)
+    )
     started = time.monotonic()
     with Journal(journal_path) as journal:
         client = make_client(config, api_key, base_url)
@@ -176,7 +186,11 @@ class _Progress:
     async def loop(self) -> None:
         while True:
             await asyncio.sleep(PROGRESS_EVERY_SECONDS)
-            self.emit()
+            try:
+                self.emit()
+            except Exception:  # a broken display must not stop paid work
+                log.exception("augment: progress callback failed; no more progress reports")
+                return
 
 
 class _Interrupt:
@@ -206,7 +220,10 @@ def _install_interrupt(processor: Processor) -> _Interrupt:
         log.warning("augment: interrupted; finishing calls in flight (Ctrl-C again to abort)")
         processor.stop("interrupted")
 
-    loop.add_signal_handler(signal.SIGINT, on_sigint)
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    except (NotImplementedError, RuntimeError):  # Windows, or a loop without signal support
+        return _Interrupt(None)
     return state
 
 
@@ -218,8 +235,16 @@ def _log_summary(
     log.info(
         "augment: %d records (%d failed) in %.1fs; %d calls sent, %d from the journal, "
         "%d retries; %d prompt + %d completion tokens, $%.4f; journal %s",
-        len(results), failed, seconds, stats.sent, stats.cached, stats.retries,
-        ledger.prompt_tokens, ledger.completion_tokens, ledger.run_cost, journal_path,
+        len(results),
+        failed,
+        seconds,
+        stats.sent,
+        stats.cached,
+        stats.retries,
+        ledger.prompt_tokens,
+        ledger.completion_tokens,
+        ledger.run_cost,
+        journal_path,
     )
     if processor.stop_reason:
         log.warning("augment: stopped early: %s", processor.stop_reason)

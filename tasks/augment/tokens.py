@@ -58,9 +58,19 @@ def _cached(count: Callable[[str], int]) -> Callable[[str], int]:
 
 
 def estimate_tokens(text: str) -> int:
-    """An upper-leaning token estimate for BPE vocabularies like cl100k_base."""
+    """An upper-leaning token estimate for BPE vocabularies like cl100k_base.
+
+    Counted line by line (each line break one token), so that the lines every prompt shares
+    -- the templates' -- are counted once per run rather than once per record.
+    """
+    lines = text.split("\n")
+    return sum(_line_tokens(line) for line in lines) + len(lines) - 1
+
+
+@functools.lru_cache(maxsize=65_536)
+def _line_tokens(line: str) -> int:
     total = 0
-    for piece in _PIECES.findall(text):
+    for piece in _PIECES.findall(line):
         if piece.isspace():
             # Runs of spaces (code indentation) are merged into few tokens.
             total += 1 + len(piece) // 8

@@ -41,7 +41,13 @@ def make_records(n: int, *, stop_every: int = 2, prefix: str = "question") -> li
         if stop_every and i % stop_every == 0:
             words += " (no need to explain)"
         records.append(
-            {"id": f"r{i}", "source": "test", "dataset": "unit", "instruction": words,
-             "input": "", "output": ""}
+            {
+                "id": f"r{i}",
+                "source": "test",
+                "dataset": "unit",
+                "instruction": words,
+                "input": "",
+                "output": "",
+            }
         )
     return records

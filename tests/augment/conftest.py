@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
 from augment_support import SECRET_KEY, SELFEE_FILE
 
 

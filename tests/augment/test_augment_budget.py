@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from augment_support import fast_config, make_records
+
 from tasks.augment import augment_records
 from tasks.augment.journal import Journal
 

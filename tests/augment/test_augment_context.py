@@ -6,9 +6,9 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from augment_support import fast_config
 from llmock.verdict import judge
 
-from augment_support import fast_config
 from tasks.augment import augment_records
 from tasks.augment.tokens import TRUNCATION_MARK, count_messages, make_counter
 
@@ -27,11 +27,18 @@ def long_instruction(tokens: int) -> str:
 def test_a_20000_token_instruction_is_cut_to_fit(start_server, api_env, tmp_path: Path) -> None:
     server = start_server(context_window=WINDOW)
     api_env(server)
-    record = {"id": "big", "source": "test", "dataset": "unit", "input": "", "output": "",
-              "instruction": long_instruction(20_000)}
+    record = {
+        "id": "big",
+        "source": "test",
+        "dataset": "unit",
+        "input": "",
+        "output": "",
+        "instruction": long_instruction(20_000),
+    }
     small = {**record, "id": "small", "instruction": "Add one to n (no need to explain)"}
-    config = fast_config(max_tokens={"answer": 512, "feedback": 128, "revision": 512},
-                         context_window=WINDOW)
+    config = fast_config(
+        max_tokens={"answer": 512, "feedback": 128, "revision": 512}, context_window=WINDOW
+    )
     big_out, small_out = augment_records([record, small], config, tmp_path / "j.sqlite")
 
     assert big_out["status"] == "done", big_out["error"]
@@ -43,8 +50,11 @@ def test_a_20000_token_instruction_is_cut_to_fit(start_server, api_env, tmp_path
     for r in log:
         prompt = count_messages(counter, r.body["messages"])
         assert prompt + r.body["max_tokens"] <= WINDOW
-    first = log[0].body["messages"] if TRUNCATION_MARK in log[0].body["messages"][0]["content"] \
+    first = (
+        log[0].body["messages"]
+        if TRUNCATION_MARK in log[0].body["messages"][0]["content"]
         else log[1].body["messages"]
+    )
     text = first[0]["content"]
     # The middle went; the start and the question at the end stayed.
     assert text.startswith("Summarise the following log.") and text.endswith("What went wrong?")
@@ -58,8 +68,14 @@ def test_a_server_counting_more_than_us_gets_a_shorter_prompt(
     fitted again to its count -- a new, shorter request, not a retry of the rejected one."""
     server = start_server(context_window=1500)  # the server's model is smaller than we think
     api_env(server)
-    record = {"id": "big", "source": "test", "dataset": "unit", "input": "", "output": "",
-              "instruction": long_instruction(3000)}
+    record = {
+        "id": "big",
+        "source": "test",
+        "dataset": "unit",
+        "input": "",
+        "output": "",
+        "instruction": long_instruction(3000),
+    }
     (out,) = augment_records([record], fast_config(context_window=WINDOW), tmp_path / "j.sqlite")
     assert out["status"] == "done" and out["truncated"] is True
     statuses = [r.status for r in server.state.journal.records(wait=2.0)]

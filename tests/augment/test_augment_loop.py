@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from augment_support import fast_config
 from llmock.scenarios import Fail, Reply
 
-from augment_support import fast_config
 from tasks.augment import augment_records
 from tasks.augment.postprocess import clean_answer, clean_feedback, clean_revision
 
@@ -16,8 +16,14 @@ NOT_NEEDED = "Correct. Score: 9. Revision is not needed."
 
 
 def record(**fields: str) -> dict:
-    base = {"id": "x1", "source": "test", "dataset": "unit", "instruction": "Add one to n",
-            "input": "", "output": ""}
+    base = {
+        "id": "x1",
+        "source": "test",
+        "dataset": "unit",
+        "instruction": "Add one to n",
+        "input": "",
+        "output": "",
+    }
     return {**base, **fields}
 
 
@@ -46,7 +52,9 @@ def test_stops_when_the_feedback_says_not_needed(start_server, api_env, tmp_path
     requests = sent(server)
     assert len(requests) == 4 and not server.state.scenarios.pending()
     # The feedback call is a fresh chat; the revision call is the running chat.
-    assert len(requests[1]) == 1 and "Here is a proposed answer:\nn + 2" in requests[1][0]["content"]
+    assert (
+        len(requests[1]) == 1 and "Here is a proposed answer:\nn + 2" in requests[1][0]["content"]
+    )
     assert [m["role"] for m in requests[2]] == ["user", "assistant", "user", "assistant", "user"]
     assert requests[2][1]["content"] == "n + 2" and requests[2][3]["content"] == NEEDED
 
@@ -61,7 +69,10 @@ def test_caps_at_five_pairs(start_server, api_env, tmp_path: Path) -> None:
     assert len(sent(server)) == 10  # 1 answer, 5 feedbacks, 4 revisions
     # The last revision call carries every earlier round, oldest first.
     assert [m["content"] for m in sent(server)[-2] if m["role"] == "assistant"][::2] == [
-        "a0", "a1", "a2", "a3",
+        "a0",
+        "a1",
+        "a2",
+        "a3",
     ]
 
 
@@ -169,13 +180,16 @@ def test_replaying_selfee_chains_reproduces_them(
     assert not server.state.scenarios.pending()
     for data, got in zip(picked, out, strict=True):
         expected = [
-            {"output": (clean_revision if i else clean_answer)(p["output"]),
-             "feedback": clean_feedback(p["feedback"])}
+            {
+                "output": (clean_revision if i else clean_answer)(p["output"]),
+                "feedback": clean_feedback(p["feedback"]),
+            }
             for i, p in enumerate(data["outputs"])
         ]
         assert got["outputs"] == expected
         assert (got["iteration"], got["iteration_truncated"]) == (
-            data["iteration"], data["iteration_truncated"],
+            data["iteration"],
+            data["iteration_truncated"],
         )
         assert got["output"] == data["output"]
     assert any(
@@ -202,3 +216,18 @@ def test_every_record_comes_back_in_order(start_server, api_env, tmp_path, prese
     # instruction (which says "no need" in every other record); the teacher's starts otherwise.
     expected = {1, 5} if preset == "selfee" else {5}
     assert {r["iteration"] for i, r in enumerate(out) if i != 3} == expected
+
+
+def test_callable_from_inside_an_event_loop(start_server, api_env, tmp_path: Path) -> None:
+    """An async Prefect task already runs a loop; the step still works from there."""
+    import asyncio
+
+    server = start_server()
+    api_env(server)
+    script(server, NOT_NEEDED)
+
+    async def from_async() -> list[dict]:
+        return augment_records([record(output="n + 1")], fast_config(), tmp_path / "j.sqlite")
+
+    (out,) = asyncio.run(from_async())
+    assert out["status"] == "done"

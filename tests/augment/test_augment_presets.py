@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from augment_support import fast_config
+
 from tasks.augment.presets import (
     SELFEE_STOP_PHRASES,
     answer_messages,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import openai
+from augment_support import fast_config, make_records
 from llmock.scenarios import Delay, Fail
 from llmock.verdict import judge
 
-from augment_support import fast_config, make_records
 from tasks.augment import augment_records
 
 TPM = 120_000
@@ -19,7 +19,8 @@ def drain_tokens(server, api_key: str) -> None:
     the run meets the quota from its first request."""
     client = openai.OpenAI(base_url=server.base_url(), api_key=api_key, max_retries=0)
     client.chat.completions.create(
-        model="gpt-3.5-turbo", messages=[{"role": "user", "content": "x"}],
+        model="gpt-3.5-turbo",
+        messages=[{"role": "user", "content": "x"}],
         max_tokens=TPM - 40,
     )
     client.close()
@@ -70,7 +71,11 @@ def test_non_retryable_errors_are_not_retried(start_server, api_env, tmp_path: P
     out = augment_records(records, fast_config(concurrency=1), tmp_path / "j.sqlite")
     failed = [r for r in out if r["status"] == "failed"]
     assert sorted(r["error"].split(":")[0] for r in failed) == [
-        "HTTP 400", "HTTP 401", "HTTP 403", "HTTP 404", "HTTP 422",
+        "HTTP 400",
+        "HTTP 401",
+        "HTTP 403",
+        "HTTP 404",
+        "HTTP 422",
     ]
     log = server.state.journal.records(wait=2.0)
     assert len(log) == 5 + 3 * 2  # each failure once; the other three records' two calls
@@ -92,7 +97,9 @@ def test_refused_connections_and_timeouts_are_retried(
     server = start_server()
     api_env(server)
     server.state.scenarios.add(Delay(1.0, times=1))  # longer than the client waits
-    (ok,) = augment_records(make_records(1, stop_every=1), fast_config(timeout_seconds=0.3), journal)
+    (ok,) = augment_records(
+        make_records(1, stop_every=1), fast_config(timeout_seconds=0.3), journal
+    )
     assert ok["status"] == "done"
     log = server.state.journal.records(wait=3.0)
     assert len(log) == 3  # the answer twice (timed out, then retried), then the feedback

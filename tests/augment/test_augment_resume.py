@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from augment_support import SECRET_KEY, fast_config, make_records
+
 from tasks.augment import augment_records
 from tasks.augment.journal import canonical_json
 
@@ -57,12 +58,26 @@ def done_count(path: Path) -> int:
 def start_child(tmp: Path, records: list[dict], config, journal: Path, server, tag: str):
     (tmp / "records.json").write_text(json.dumps(records), encoding="utf-8")
     (tmp / "config.json").write_text(config.model_dump_json(), encoding="utf-8")
-    env = {**os.environ, "OPENAI_BASE_URL": server.base_url(), "OPENAI_API_KEY": SECRET_KEY,
-           "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "OPENAI_BASE_URL": server.base_url(),
+        "OPENAI_API_KEY": SECRET_KEY,
+        "PYTHONPATH": str(REPO),
+    }
     return subprocess.Popen(
-        [sys.executable, str(HERE / "augment_child.py"), str(tmp / "records.json"),
-         str(tmp / "config.json"), str(journal), str(tmp / f"out-{tag}.json")],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            str(HERE / "augment_child.py"),
+            str(tmp / "records.json"),
+            str(tmp / "config.json"),
+            str(journal),
+            str(tmp / f"out-{tag}.json"),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

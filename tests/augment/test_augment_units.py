@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx2
 import openai
 import pytest
+from augment_support import fast_config
 from pydantic import ValidationError
 
-from augment_support import fast_config
 from schemas.augment import AugmentStep, Price
 from tasks.augment.budget import BudgetExhausted, Ledger, cost_of
 from tasks.augment.client import Redactor
@@ -33,7 +33,9 @@ def test_defaults_are_selfee_settings() -> None:
     assert step.stage == "augment" and step.preset == "selfee"
     assert (step.model, step.temperature, step.max_iterations) == ("gpt-3.5-turbo", 1.0, 5)
     assert (step.max_tokens.answer, step.max_tokens.feedback, step.max_tokens.revision) == (
-        512, 128, 512,
+        512,
+        128,
+        512,
     )
     assert step.window == 4096
     assert AugmentStep(step="augment", model="gpt-3.5-turbo-0613").window == 4096
@@ -128,8 +130,11 @@ def test_headers_lower_limits_and_429_pauses_everyone() -> None:
     clock = FakeClock()
     limiter = RateLimiter(10_000, 1_000_000, ramp_seconds=0, clock=clock)
     limiter.observe_headers(
-        {"x-ratelimit-limit-requests": "600", "x-ratelimit-limit-tokens": "2000000",
-         "x-ratelimit-remaining-tokens": "0"}
+        {
+            "x-ratelimit-limit-requests": "600",
+            "x-ratelimit-limit-tokens": "2000000",
+            "x-ratelimit-remaining-tokens": "0",
+        }
     )
     assert limiter.requests.per_minute == 600  # lowered
     assert limiter.tokens.per_minute == 1_000_000  # never raised above the recipe's
@@ -176,8 +181,18 @@ def _status_error(status: int, headers: dict[str, str] | None = None, code: str 
 
 @pytest.mark.parametrize(
     ("status", "retryable"),
-    [(400, False), (401, False), (403, False), (404, False), (422, False), (408, True),
-     (429, True), (500, True), (502, True), (503, True)],
+    [
+        (400, False),
+        (401, False),
+        (403, False),
+        (404, False),
+        (422, False),
+        (408, True),
+        (429, True),
+        (500, True),
+        (502, True),
+        (503, True),
+    ],
 )
 def test_only_transient_failures_are_retried(status: int, retryable: bool) -> None:
     assert classify(_status_error(status)).retryable is retryable
@@ -237,3 +252,36 @@ def test_redactor_hides_keys_even_masked() -> None:
 
 def test_fast_config_is_valid() -> None:
     assert fast_config().concurrency == 4
+
+
+def test_key_from_a_prefect_secret_block_only_when_named(monkeypatch) -> None:
+    from prefect.blocks.system import Secret
+
+    from tasks.augment.client import MissingCredentials, credentials
+
+    loaded: list[str] = []
+
+    class FakeSecret:
+        def get(self) -> str:
+            return "sk-from-block-123456"
+
+    def fake_load(name: str) -> FakeSecret:
+        loaded.append(name)
+        return FakeSecret()
+
+    monkeypatch.setattr(Secret, "load", staticmethod(fake_load))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env-123456")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    assert credentials(fast_config()) == ("sk-from-env-123456", None)
+    assert loaded == []  # no block named: none loaded
+    config = fast_config(api_key_secret_block="openai-key", base_url="http://127.0.0.1:9/v1")
+    assert credentials(config) == ("sk-from-block-123456", "http://127.0.0.1:9/v1")
+    assert loaded == ["openai-key"]
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://gateway/v1")  # the environment wins
+    assert credentials(config)[1] == "http://gateway/v1"
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    with pytest.raises(MissingCredentials, match="OPENAI_API_KEY"):
+        credentials(fast_config())
+    # A local server (vLLM, Ollama) needs no key.
+    assert credentials(fast_config(base_url="http://127.0.0.1:9/v1"))[0] == "not-needed"

@@ -1,0 +1,99 @@
+"""Bad instruction input: each bad row is a reject with its reason; an unreadable file is
+one clear exit-2 line naming it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from flows.cli import main
+from schemas.recipe import SourceConfig
+from tasks.read_sources import UnreadableInput, iter_source
+from tasks.read_stage import SourceConverter
+
+MAPPING = {"instruction": "{instruction}", "input": "{input}", "output": "{output}"}
+
+
+def convert(path: Path, **source_kw) -> tuple[list[dict], list[dict]]:
+    source = SourceConfig(name="s", format="hf", path=str(path), mapping=MAPPING, **source_kw)
+    convert = SourceConverter(source)
+    kept, rejects = [], []
+    for item in iter_source(source, [path]):
+        for record, reject in convert(item):
+            (kept if record is not None else rejects).append(record or reject)
+    return kept, rejects
+
+
+def test_missing_fields_wrong_types_empty_instructions(tmp_path):
+    rows = [
+        {"instruction": "Name a colour.", "input": "", "output": "Blue."},
+        {"instruction": "No output here", "input": ""},
+        {"instruction": ["a", "list"], "input": "", "output": "x"},
+        {"instruction": "   ", "input": "", "output": "x"},
+        {"instruction": "Add", "input": 3, "output": "4"},
+    ]
+    path = tmp_path / "a.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    kept, rejects = convert(path)
+    assert [r["instruction"] for r in kept] == ["Name a colour.", "Add"]
+    assert kept[1]["input"] == "3"
+    # load_dataset gives every row every column: the missing output arrives as null.
+    assert [r["reason"] for r in rejects] == ["empty_output", "wrong_type", "empty_instruction"]
+    # The row as datasets read it (columns it did not have are null): nothing lost.
+    original = {k: v for k, v in json.loads(rejects[0]["record"]).items() if v is not None}
+    assert original == rows[1]
+    assert rejects[0]["detail"].startswith("a.jsonl#1:")
+
+
+def test_csv_with_a_broken_quote_keeps_what_came_before(tmp_path):
+    path = tmp_path / "a.csv"
+    good = "".join(f'"Question {i}","","Answer {i}"\n' for i in range(3))
+    path.write_text('instruction,input,output\n' + good + '"broken,"x","y"\n' + good)
+    try:
+        kept, rejects = convert(path)
+    except UnreadableInput as exc:  # the whole file in one block: named, not a traceback
+        assert "a.csv" in str(exc)
+        return
+    assert [r["instruction"] for r in kept] == [f"Question {i}" for i in (0, 1, 2, 0, 1, 2)]
+    assert [r["reason"] for r in rejects] in (["empty_output"], ["unreadable_rest"])
+
+
+def test_parquet_with_a_different_schema_rejects_rows(tmp_path):
+    path = tmp_path / "p.parquet"
+    pq.write_table(pa.table({"question": ["q1", "q2"], "answer": ["a1", "a2"]}), path)
+    kept, rejects = convert(path)
+    assert kept == [] and [r["reason"] for r in rejects] == ["missing_field", "missing_field"]
+
+
+def write_recipe(tmp_path: Path, path: Path) -> Path:
+    recipe = {
+        "name": "bad", "output_dir": str(tmp_path / "out"),
+        "sources": [{"name": "s", "format": "hf", "path": str(path), "mapping": MAPPING}],
+        "outputs": [{"format": "alpaca_json"}],
+    }
+    config = tmp_path / "r.yaml"
+    config.write_text(yaml.safe_dump(recipe))
+    return config
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_non_utf8_file_is_exit_2_naming_the_file(tmp_path, capsys):
+    path = tmp_path / "latin1.json"
+    path.write_bytes('[{"instruction": "caf\xe9", "input": "", "output": "x"}]'.encode("latin-1"))
+    code = main(["run", str(write_recipe(tmp_path, path)), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and "latin1.json" in err and "Traceback" not in err
+
+
+def test_unknown_extension_is_a_config_error(tmp_path, capsys):
+    path = tmp_path / "data.xml"
+    path.write_text("<rows/>")
+    source = SourceConfig(name="s", format="hf", path=str(path), mapping=MAPPING)
+    with pytest.raises(UnreadableInput, match="data.xml"):
+        list(iter_source(source, [path]))
