@@ -135,11 +135,25 @@ class SplitConfig(_Strict):
 
 
 class RunnerConfig(_Strict):
-    kind: Literal["local"] = "local"
+    # local: a process pool on this machine; dask: an existing Dask cluster at `address`
+    # (prefect-dask's DaskTaskRunner), shards as the unit of work, OUT on shared storage.
+    kind: Literal["local", "dask"] = "local"
+    address: str | None = None  # tcp://scheduler:8786 for kind: dask
     # Worker processes for shard work; None means the machine's cores.
     workers: int | None = Field(default=None, ge=1)
     # Input records per shard. Shards are the unit of parallel work and of resume.
     shard_size: int = Field(default=2000, ge=1)
+
+
+class PartitionsConfig(_Strict):
+    """Backfill partitions: groups of one source's input files, by a date in their path.
+
+    `pattern: dumps/{date}/*.json` — `{date}` matches YYYY-MM-DD; each date is a partition,
+    run as its own flow run with that source's path narrowed to the partition's files.
+    """
+
+    source: str
+    pattern: str
 
 
 class Recipe(_Strict):
@@ -152,6 +166,7 @@ class Recipe(_Strict):
     outputs: list[OutputConfig] = Field(default_factory=lambda: [OutputConfig(format="parquet")])
     split: SplitConfig | None = None
     runner: RunnerConfig = RunnerConfig()
+    partitions: PartitionsConfig | None = None
 
     @property
     def source_kind(self) -> str:
