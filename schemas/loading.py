@@ -219,6 +219,8 @@ def check_kinds(recipe: Recipe, recipe_path: str | Path) -> None:
 def recipe_hash(recipe: Recipe) -> str:
     """Stable hash of the effective recipe (after overrides), for the manifest."""
     # Where the output goes and how many processes make it do not change what it is.
-    data = recipe.model_dump(mode="json", exclude={"output_dir": True, "runner": {"workers"}})
+    data = recipe.model_dump(
+        mode="json", exclude={"output_dir": True, "runner": {"workers", "kind", "address"}}
+    )
     blob = json.dumps(data, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
