@@ -53,7 +53,7 @@ def test_missing_fields_wrong_types_empty_instructions(tmp_path):
 def test_csv_with_a_broken_quote_keeps_what_came_before(tmp_path):
     path = tmp_path / "a.csv"
     good = "".join(f'"Question {i}","","Answer {i}"\n' for i in range(3))
-    path.write_text('instruction,input,output\n' + good + '"broken,"x","y"\n' + good)
+    path.write_text("instruction,input,output\n" + good + '"broken,"x","y"\n' + good)
     try:
         kept, rejects = convert(path)
     except UnreadableInput as exc:  # the whole file in one block: named, not a traceback
@@ -72,7 +72,8 @@ def test_parquet_with_a_different_schema_rejects_rows(tmp_path):
 
 def write_recipe(tmp_path: Path, path: Path) -> Path:
     recipe = {
-        "name": "bad", "output_dir": str(tmp_path / "out"),
+        "name": "bad",
+        "output_dir": str(tmp_path / "out"),
         "sources": [{"name": "s", "format": "hf", "path": str(path), "mapping": MAPPING}],
         "outputs": [{"format": "alpaca_json"}],
     }

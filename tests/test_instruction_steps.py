@@ -16,16 +16,33 @@ from tasks.sample_per_group import GroupSampler
 from tasks.shards import records_table, stage_part, write_table_atomic
 
 
-def inst(id: str, instruction: str, output: str = "An answer.", input: str = "",
-         dataset: str = "alpaca", **meta) -> dict:
-    return {"id": id, "source": dataset, "dataset": dataset, "instruction": instruction,
-            "input": input, "output": output, "meta": meta}
+def inst(
+    id: str,
+    instruction: str,
+    output: str = "An answer.",
+    input: str = "",
+    dataset: str = "alpaca",
+    **meta,
+) -> dict:
+    return {
+        "id": id,
+        "source": dataset,
+        "dataset": dataset,
+        "instruction": instruction,
+        "input": input,
+        "output": output,
+        "meta": meta,
+    }
 
 
 def test_filter_question_drops_answers_that_are_questions():
-    assert isinstance(filter_question(inst("a", "Tell me a joke", "Why did the chicken?")), Rejected)
-    assert filter_question(inst("b", "Tell me a joke", "Because. ")) ["id"] == "b"
-    assert filter_question(inst("c", "Is it?", "Yes."))["id"] == "c"  # the question may be a question
+    assert isinstance(
+        filter_question(inst("a", "Tell me a joke", "Why did the chicken?")), Rejected
+    )
+    assert filter_question(inst("b", "Tell me a joke", "Because. "))["id"] == "b"
+    assert (
+        filter_question(inst("c", "Is it?", "Yes."))["id"] == "c"
+    )  # the question may be a question
 
 
 def test_query_dedup_is_on_instruction_and_input_normalised():
@@ -38,11 +55,17 @@ def test_query_dedup_is_on_instruction_and_input_normalised():
 
 def test_language_filter_on_instruction_and_output():
     keep = make_language_filter(["en"], min_score=0.3, scopes=["user", "assistant"])
-    good = inst("a", "Explain why the sky is blue in simple words.",
-                "Sunlight scatters off air molecules, and blue light scatters the most.")
+    good = inst(
+        "a",
+        "Explain why the sky is blue in simple words.",
+        "Sunlight scatters off air molecules, and blue light scatters the most.",
+    )
     assert keep(good)["meta"]["language"]["assistant"]["lang"] == "en"
-    spanish_answer = inst("b", "Explain why the sky is blue in simple words.",
-                          "La luz del sol se dispersa en el aire y la luz azul se dispersa más.")
+    spanish_answer = inst(
+        "b",
+        "Explain why the sky is blue in simple words.",
+        "La luz del sol se dispersa en el aire y la luz azul se dispersa más.",
+    )
     out = keep(spanish_answer)
     assert isinstance(out, Rejected) and out.detail.startswith("assistant: es")
 
@@ -54,14 +77,19 @@ def sample(records, **kw):
 
 
 def test_group_cap_is_seeded_and_order_independent():
-    records = [inst(f"f{i}", f"task question {i}", dataset="flan", task=f"t{i % 3}") for i in range(45)]
+    records = [
+        inst(f"f{i}", f"task question {i}", dataset="flan", task=f"t{i % 3}") for i in range(45)
+    ]
     records += [inst(f"a{i}", f"alpaca {i}") for i in range(5)]
     kept = sample(records, by="meta.task", max_per_group=10, datasets=["flan"], seed=1)
-    per_task = Counter(next(r["meta"]["task"] for r in records if r["id"] == k)
-                       for k in kept if k.startswith("f"))
+    per_task = Counter(
+        next(r["meta"]["task"] for r in records if r["id"] == k) for k in kept if k.startswith("f")
+    )
     assert per_task == {"t0": 10, "t1": 10, "t2": 10}
     assert [k for k in kept if k.startswith("a")] == [f"a{i}" for i in range(5)]  # not capped
-    reversed_kept = sample(records[::-1], by="meta.task", max_per_group=10, datasets=["flan"], seed=1)
+    reversed_kept = sample(
+        records[::-1], by="meta.task", max_per_group=10, datasets=["flan"], seed=1
+    )
     assert sorted(reversed_kept) == sorted(kept)
     other_seed = sample(records, by="meta.task", max_per_group=10, datasets=["flan"], seed=2)
     assert sorted(other_seed) != sorted(kept)
@@ -80,20 +108,36 @@ def test_splitter_exact_eval_size_and_fraction():
 
 def test_outputs_split_and_stratified_shards(tmp_path: Path):
     kinds = ["Couplet"] * 50 + ["Poetry"] * 23 + ["NER"] * 7
-    records = [inst(f"r{i}", f"instruction {i}", dataset="firefly", kind=k)
-               for i, k in enumerate(kinds)]
+    records = [
+        inst(f"r{i}", f"instruction {i}", dataset="firefly", kind=k) for i, k in enumerate(kinds)
+    ]
     for shard in range(2):
-        part = records[shard * 40:(shard + 1) * 40]
+        part = records[shard * 40 : (shard + 1) * 40]
         write_table_atomic(records_table(part, "instruction"), stage_part(tmp_path, "last", shard))
-    recipe = Recipe.model_validate({
-        "name": "t", "output_dir": str(tmp_path), "seed": 5,
-        "sources": [{"name": "firefly", "format": "hf", "path": "x.json",
-                     "mapping": {"instruction": "{input}", "output": "{target}"}}],
-        "split": {"eval_size": 10},
-        "outputs": [{"format": "parquet"},
-                    {"format": "alpaca_json", "name": "firefly",
-                     "shards": {"count": 5, "stratify_by": "meta.kind"}}],
-    })
+    recipe = Recipe.model_validate(
+        {
+            "name": "t",
+            "output_dir": str(tmp_path),
+            "seed": 5,
+            "sources": [
+                {
+                    "name": "firefly",
+                    "format": "hf",
+                    "path": "x.json",
+                    "mapping": {"instruction": "{input}", "output": "{target}"},
+                }
+            ],
+            "split": {"eval_size": 10},
+            "outputs": [
+                {"format": "parquet"},
+                {
+                    "format": "alpaca_json",
+                    "name": "firefly",
+                    "shards": {"count": 5, "stratify_by": "meta.kind"},
+                },
+            ],
+        }
+    )
     write_outputs(tmp_path, "last", "instruction", 2, recipe)
     export = tmp_path / "export"
     train = [json.loads((export / f"firefly-train-{i}.json").read_text()) for i in range(5)]
@@ -105,7 +149,10 @@ def test_outputs_split_and_stratified_shards(tmp_path: Path):
         counts = [sum(kind_of[r["instruction"]] == kind for r in shard) for shard in train]
         assert max(counts) - min(counts) <= 1, (kind, counts)
     import pyarrow.parquet as pq
-    n_train = sum(pq.read_table(p).num_rows for p in (tmp_path / "dataset" / "train").glob("*.parquet"))
+
+    n_train = sum(
+        pq.read_table(p).num_rows for p in (tmp_path / "dataset" / "train").glob("*.parquet")
+    )
     assert n_train == 70
     # Same inputs, same bytes.
     first = {p.name: p.read_bytes() for p in export.iterdir()}

@@ -41,7 +41,9 @@ def test_render_errors(template, row, reason):
 
 def test_choice_takes_first_non_empty_alternative():
     choice = ["{rewritten_intent}", "{intent}"]
-    assert render_choice(choice, {"rewritten_intent": None, "intent": "sort a list"}) == "sort a list"
+    assert (
+        render_choice(choice, {"rewritten_intent": None, "intent": "sort a list"}) == "sort a list"
+    )
     assert render_choice(choice, {"rewritten_intent": "sort it", "intent": "x"}) == "sort it"
     assert render_choice(choice, {"rewritten_intent": "", "intent": "x"}) == "x"
     with pytest.raises(MappingError):
@@ -50,7 +52,10 @@ def test_choice_takes_first_non_empty_alternative():
 
 def test_explode_one_row_per_element():
     row = {"question": "q", "answers": [{"t": "a1"}, {"t": "a2"}]}
-    assert [(s, r["answers"]["t"]) for s, r in explode(row, "answers")] == [(".0", "a1"), (".1", "a2")]
+    assert [(s, r["answers"]["t"]) for s, r in explode(row, "answers")] == [
+        (".0", "a1"),
+        (".1", "a2"),
+    ]
     assert list(explode(row, None)) == [("", row)]
     with pytest.raises(MappingError):
         list(explode({"answers": "x"}, "answers"))
@@ -62,18 +67,30 @@ def test_to_instruction_conala_prefix_and_meta():
         output="{snippet}",
         id="conala-{question_id}",
     )
-    row = {"question_id": 7, "intent": "reverse list x", "rewritten_intent": None, "snippet": "x[::-1]"}
+    row = {
+        "question_id": 7,
+        "intent": "reverse list x",
+        "rewritten_intent": None,
+        "snippet": "x[::-1]",
+    }
     out = to_instruction(row, mapping, "conala", "conala", "fb", ["question_id"])
     assert out == {
-        "id": "conala-7", "source": "conala", "dataset": "conala",
-        "instruction": CONALA_PREFIX + "reverse list x", "input": "", "output": "x[::-1]",
+        "id": "conala-7",
+        "source": "conala",
+        "dataset": "conala",
+        "instruction": CONALA_PREFIX + "reverse list x",
+        "input": "",
+        "output": "x[::-1]",
         "meta": {"question_id": 7},
     }
 
 
 def test_to_instruction_rejects_empty_and_missing():
     mapping = InstructionMapping(instruction="{q}", output="{a}")
-    assert to_instruction({"q": " ", "a": "x"}, mapping, "s", "d", "i", []).reason == "empty_instruction"
+    assert (
+        to_instruction({"q": " ", "a": "x"}, mapping, "s", "d", "i", []).reason
+        == "empty_instruction"
+    )
     assert to_instruction({"q": "x", "a": ""}, mapping, "s", "d", "i", []).reason == "empty_output"
     assert to_instruction({"q": "x"}, mapping, "s", "d", "i", []).reason == "missing_field"
     assert to_instruction({"q": ["x"], "a": "y"}, mapping, "s", "d", "i", []).reason == "wrong_type"
@@ -95,8 +112,11 @@ def test_guanaco_text_round_trip():
 
 
 def test_code_contests_picks_a_python_solution():
-    row = {"name": "1A_theatre", "description": "Count flagstones.",
-           "solutions": {"language": [2, 1, 3], "solution": ["int main(){}", "print 1", "print(1)"]}}
+    row = {
+        "name": "1A_theatre",
+        "description": "Count flagstones.",
+        "solutions": {"language": [2, 1, 3], "solution": ["int main(){}", "print 1", "print(1)"]},
+    }
     out = code_contests(row, "cc", "dmcc", "fb")
     assert out["output"] == "print(1)" and out["id"] == "1A_theatre" and out["dataset"] == "dmcc"
     row["solutions"] = {"language": [2], "solution": ["int main(){}"]}
@@ -104,10 +124,19 @@ def test_code_contests_picks_a_python_solution():
 
 
 def test_first_pair():
-    conv = {"id": "c", "source": "sharegpt", "model": None, "meta": {"title": "t"}, "messages": [
-        {"role": "system", "content": "s"}, {"role": "user", "content": "q1"},
-        {"role": "assistant", "content": "a1"}, {"role": "user", "content": "q2"},
-        {"role": "assistant", "content": "a2"}]}
+    conv = {
+        "id": "c",
+        "source": "sharegpt",
+        "model": None,
+        "meta": {"title": "t"},
+        "messages": [
+            {"role": "system", "content": "s"},
+            {"role": "user", "content": "q1"},
+            {"role": "assistant", "content": "a1"},
+            {"role": "user", "content": "q2"},
+            {"role": "assistant", "content": "a2"},
+        ],
+    }
     out = first_pair(conv, "sharegpt")
     assert (out["instruction"], out["output"], out["dataset"]) == ("q1", "a1", "sharegpt")
     conv["messages"] = [{"role": "assistant", "content": "a"}]

@@ -6,6 +6,10 @@ a SIGKILL at any point leaves every finished call on disk. Calls are keyed by a 
 is sent -- model, messages, generation parameters and the sample index -- so a rerun that asks
 the same thing finds the answer instead of paying for it again. Credentials are never
 part of a request row.
+
+A second table keeps each finished record's result under a hash of the record and of the
+settings that shape its chain: resuming a finished shard reads one row per record instead of
+replaying every call. The calls stay the source of truth; the row is only a shortcut.
 """
 
 from __future__ import annotations
@@ -31,7 +35,12 @@ CREATE TABLE IF NOT EXISTS calls (
     attempts INTEGER NOT NULL DEFAULT 0,
     error TEXT,
     updated REAL NOT NULL
-)
+);
+CREATE TABLE IF NOT EXISTS records (
+    key TEXT PRIMARY KEY,
+    result TEXT NOT NULL,
+    updated REAL NOT NULL
+);
 """
 
 
@@ -67,7 +76,7 @@ class Journal:
         # FULL fsyncs the WAL at each commit: a paid response survives power loss too.
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=60000")
-        self._db.execute(_SCHEMA)
+        self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
         self._db.close()
@@ -111,6 +120,26 @@ class Journal:
             "WHERE key = ? AND status != 'done'",
             (error, time.time(), key),
         )
+
+    def record_result(self, key: str) -> str | None:
+        """A finished record's result, saved so a resume need not replay its whole chain."""
+        row = self._db.execute("SELECT result FROM records WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def save_records(self, results: list[tuple[str, str]]) -> None:
+        """(key, result) pairs in one transaction: one fsync for many records. Losing the
+        last batch to a crash costs a replay from the calls, never a call."""
+        now = time.time()
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO records (key, result, updated) VALUES (?, ?, ?)",
+                [(key, result, now) for key, result in results],
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def spent(self) -> float:
         """Dollars of every finished call in the journal, this run's and earlier runs'."""

@@ -14,13 +14,16 @@ replays what was already paid for and sends only what is missing.
 from __future__ import annotations
 
 import collections
+import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import xxhash
+
 from schemas.augment import AugmentStep
-from tasks.augment.journal import call_key
+from tasks.augment.journal import call_key, canonical_json
 from tasks.augment.postprocess import clean_answer, clean_feedback, clean_revision
 from tasks.augment.presets import (
     Message,
@@ -34,6 +37,39 @@ from tasks.augment.processor import CallFailed, CallResult, CallSpec
 from tasks.augment.tokens import Counter, count_messages, fit_messages
 
 Call = Callable[[CallSpec], Awaitable[CallResult]]
+
+# Step options that never change what a record's chain asks or gets.
+_NOT_SHAPING = {
+    "name",
+    "api_key_env",
+    "base_url_env",
+    "base_url",
+    "api_key_secret_block",
+    "timeout_seconds",
+    "concurrency",
+    "rpm",
+    "tpm",
+    "ramp_seconds",
+    "ramp_start",
+    "tpm_accounting",
+    "max_attempts",
+    "backoff_base_seconds",
+    "backoff_max_seconds",
+    "prices",
+    "max_cost",
+    "mode",
+}
+# The fields augment_record adds to (or sets on) a record.
+RESULT_FIELDS = (
+    "output",
+    "outputs",
+    "iteration",
+    "iteration_truncated",
+    "truncated",
+    "usage",
+    "status",
+    "error",
+)
 
 _SERVER_COUNT = re.compile(r"maximum context length is (\d+).*?resulted in (\d+)", re.S)
 
@@ -76,6 +112,12 @@ class LoopSettings:
         if config.seed is not None:
             params["seed"] = config.seed
         return params
+
+    def fingerprint(self) -> str:
+        """Everything that shapes a chain's calls and parsing -- not throughput, budget or
+        where the server is. Part of each record's result key."""
+        shaping = self.config.model_dump(mode="json", exclude=_NOT_SHAPING)
+        return canonical_json({"config": shaping, "counter": self.counter.name})
 
     def budget(self, max_tokens: int) -> int:
         """Prompt tokens (by our count) a call with `max_tokens` may use."""
@@ -184,3 +226,14 @@ async def augment_record(record: dict[str, Any], settings: LoopSettings, call: C
         error=error,
     )
     return out
+
+
+def record_key(record: dict[str, Any], fingerprint: str) -> str:
+    """Key of a record's saved result: its content (any JSON-able fields) and the settings."""
+    payload = json.dumps(
+        {"record": record, "settings": fingerprint},
+        sort_keys=True,
+        default=str,
+        ensure_ascii=False,
+    )
+    return xxhash.xxh3_128_hexdigest(payload.encode("utf-8"))

@@ -59,6 +59,7 @@ class Stats:
     failed: int = 0
     retries: int = 0
     rate_limited: int = 0
+    records_from_journal: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
 
 

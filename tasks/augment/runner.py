@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import json
 import logging
 import signal
 import threading
@@ -17,7 +18,7 @@ from schemas.augment import AugmentStep
 from tasks.augment.budget import Ledger
 from tasks.augment.client import Redactor, credentials, make_client
 from tasks.augment.journal import Journal
-from tasks.augment.loop import LoopSettings, augment_record
+from tasks.augment.loop import RESULT_FIELDS, LoopSettings, augment_record, record_key
 from tasks.augment.presets import resolve_preset
 from tasks.augment.processor import Processor
 from tasks.augment.rate_limit import RateLimiter
@@ -28,6 +29,8 @@ log = logging.getLogger("sftforge.augment")
 ProgressFn = Callable[[dict[str, Any]], None]
 
 PROGRESS_EVERY_SECONDS = 0.5
+# Finished records are saved in batches (one transaction each).
+SAVE_RECORDS_EVERY = 256
 
 
 class AugmentInterrupted(KeyboardInterrupt):
@@ -105,12 +108,28 @@ async def _augment(
             for index in range(len(records)):
                 queue.put_nowait(index)
 
+            fingerprint = settings.fingerprint()
+            finished: list[tuple[str, str]] = []
+
             async def worker() -> None:
                 while not queue.empty():
                     index = queue.get_nowait()
-                    out = await augment_record(records[index], settings, processor.call)
+                    record = records[index]
+                    key = record_key(record, fingerprint)
+                    saved = journal.record_result(key)
+                    if saved is not None:
+                        processor.stats.records_from_journal += 1
+                        results[index] = {**record, **json.loads(saved)}
+                        continue
+                    out = await augment_record(record, settings, processor.call)
                     if out["error"]:
                         out["error"] = redact(out["error"])
+                    elif out["status"] == "done":
+                        added = {field: out[field] for field in RESULT_FIELDS}
+                        finished.append((key, json.dumps(added, ensure_ascii=False)))
+                        if len(finished) >= SAVE_RECORDS_EVERY:
+                            journal.save_records(finished)
+                            finished.clear()
                     results[index] = out
 
             # Each record has one call in flight at a time, so twice the concurrency keeps
@@ -122,6 +141,8 @@ async def _augment(
                 await asyncio.gather(*(worker() for _ in range(workers)))
             finally:
                 reporter.cancel()
+                if finished:
+                    journal.save_records(finished)
                 progress.emit()
         finally:
             interrupted.restore()
@@ -163,6 +184,7 @@ class _Progress:
             "records_failed": sum(1 for r in finished if r["status"] == "failed"),
             "calls_sent": stats.sent,
             "calls_cached": stats.cached,
+            "records_from_journal": stats.records_from_journal,
             "calls_in_flight": stats.in_flight,
             "calls_failed": stats.failed,
             "retries": stats.retries,
