@@ -59,7 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from flows.recipe_flow import flow_for
 
     workers = recipe.runner.workers or os.cpu_count() or 1
-    state = flow_for(workers)(
+    state = flow_for(workers, recipe.runner)(
         recipe_path=args.config,
         inputs=_inputs(args.input),
         out=args.out,

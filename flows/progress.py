@@ -1,9 +1,19 @@
-"""Terminal feedback: a live bar per stage on a terminal, plain lines in CI logs, a summary."""
+"""Terminal feedback: a live bar per stage on a terminal, plain lines in CI logs, summaries.
+
+Stages that run as one blocking task (reading the sources, a global step) report progress
+through a *watch*: a function polled from a background thread that counts what the stage
+has finished so far from its shard markers on disk, so the engine needs no callback.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -18,20 +28,35 @@ from rich.progress import (
 )
 from rich.table import Table
 
+# A watch returns (records done, estimated total or None).
+Watch = Callable[[], tuple[int, int | None]]
+
+POLL_SECONDS = 0.5
+
 
 class StageProgress:
-    """`start(label, total)` then `advance(n)` per finished shard; `quiet` prints nothing."""
+    """`start(label, total[, watch])`, then `advance(n)` per finished shard or a watch, then
+    `finish()`; `quiet` prints nothing. Plain lines (no TTY) come at most every
+    `plain_every` seconds per stage, plus one line when the stage is done."""
 
-    def __init__(self, quiet: bool = False, console: Console | None = None) -> None:
+    def __init__(
+        self, quiet: bool = False, console: Console | None = None, plain_every: float = 5.0
+    ) -> None:
         self.console = console or Console(stderr=True)
         self.quiet = quiet
         self.live = not quiet and self.console.is_terminal
+        self.plain_every = plain_every
+        self._lock = threading.Lock()
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         self._label = ""
         self._done = 0
         self._total: int | None = None
         self._began = 0.0
+        self._last_line = 0.0
+        self._active = False
+        self._stop_watch: threading.Event | None = None
+        self._watcher: threading.Thread | None = None
 
     def __enter__(self) -> StageProgress:
         if self.live:
@@ -41,6 +66,7 @@ class StageProgress:
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[rate]:>9} rec/s"),
                 TimeElapsedColumn(),
+                TextColumn("ETA"),
                 TimeRemainingColumn(),
                 console=self.console,
             )
@@ -48,33 +74,183 @@ class StageProgress:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._finish_plain()
+        self.finish()
         if self._progress is not None:
             self._progress.stop()
 
-    def start(self, label: str, total: int | None) -> None:
-        self._finish_plain()
-        self._label, self._total, self._done, self._began = label, total, 0, time.perf_counter()
-        if self._progress is not None:
-            self._task = self._progress.add_task(label, total=total, rate="")
+    def start(self, label: str, total: int | None, watch: Watch | None = None) -> None:
+        self.finish()
+        with self._lock:
+            self._label, self._total, self._done = label, total, 0
+            self._began = self._last_line = time.perf_counter()
+            self._active = True
+            if self._progress is not None:
+                self._task = self._progress.add_task(label, total=total, rate="")
+        if watch is not None and not self.quiet:
+            self._stop_watch = threading.Event()
+            self._watcher = threading.Thread(
+                target=self._poll, args=(watch, self._stop_watch), daemon=True
+            )
+            self._watcher.start()
 
     def advance(self, records: int) -> None:
-        self._done += records
-        rate = self._done / max(time.perf_counter() - self._began, 1e-9)
-        if self._progress is not None and self._task is not None:
-            self._progress.update(self._task, advance=records, rate=f"{rate:,.0f}")
-        elif not self.quiet and not self.live:
-            total = f"/{self._total}" if self._total is not None else ""
-            print(
-                f"[{self._label}] {self._done}{total} records, {rate:,.0f} rec/s",
-                file=sys.stderr,
-                flush=True,
-            )
+        with self._lock:
+            self._update(self._done + records, None)
 
-    def _finish_plain(self) -> None:
+    def finish(self, records: int | None = None) -> None:
+        """End the current stage; `records` is its exact count when a watch only estimated it."""
+        if self._stop_watch is not None and self._watcher is not None:
+            self._stop_watch.set()
+            self._watcher.join()
+            self._stop_watch = self._watcher = None
+        with self._lock:
+            if not self._active:
+                return
+            if records is not None:
+                self._done = records
+            self._total = self._done if self._total is None else self._total
+            if self._progress is not None and self._task is not None:
+                self._progress.update(
+                    self._task, completed=self._total, total=self._total, rate=self._rate()
+                )
+            elif not self.quiet:
+                seconds = time.perf_counter() - self._began
+                self._line(f"{self._done} records in {seconds:.1f} s ({self._rate()} rec/s)")
+            self._task, self._active = None, False
+
+    def _poll(self, watch: Watch, stop: threading.Event) -> None:
+        while not stop.wait(POLL_SECONDS):
+            try:
+                done, estimate = watch()
+            except OSError:
+                continue  # a file renamed under us: the next poll sees the new state
+            with self._lock:
+                if self._active:
+                    self._update(done, estimate)
+
+    def _rate(self) -> str:
+        rate = self._done / max(time.perf_counter() - self._began, 1e-9)
+        return f"{rate:,.0f}"
+
+    def _update(self, done: int, estimate: int | None) -> None:
+        # Called with the lock held.
+        self._done = done
+        if estimate is not None:
+            self._total = max(estimate, done)
         if self._progress is not None and self._task is not None:
-            self._progress.update(self._task, completed=self._total or self._done)
-        self._task = None
+            self._progress.update(self._task, completed=done, total=self._total, rate=self._rate())
+            return
+        now = time.perf_counter()
+        if self.quiet or now - self._last_line < self.plain_every:
+            return
+        self._last_line = now
+        total = f"/{self._total}" if self._total is not None else ""
+        eta = ""
+        elapsed = now - self._began
+        if self._total and done:
+            eta = f", ETA {max(self._total - done, 0) * elapsed / done:.0f} s"
+        self._line(f"{done}{total} records, {self._rate()} rec/s{eta}")
+
+    def _line(self, text: str) -> None:
+        print(f"[{self._label}] {text}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- watches
+
+
+class MarkerCount:
+    """Records done so far in a stage: the `in` of its shard markers with this fingerprint.
+
+    Markers are written once per shard and never change for a fingerprint, so each file is
+    read once (by name and mtime).
+    """
+
+    def __init__(self, state_dir: Path, fingerprint: str) -> None:
+        self.state_dir, self.fingerprint = state_dir, fingerprint
+        self._seen: dict[str, tuple[int, int]] = {}
+
+    def __call__(self) -> int:
+        total = 0
+        try:
+            entries = list(os.scandir(self.state_dir))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            if not (entry.name.startswith("part-") and entry.name.endswith(".json")):
+                continue
+            mtime = entry.stat().st_mtime_ns
+            cached = self._seen.get(entry.name)
+            if cached is None or cached[0] != mtime:
+                try:
+                    stats = json.loads(Path(entry.path).read_text())
+                except (OSError, json.JSONDecodeError):
+                    continue
+                n = stats.get("in", 0) if stats.get("fingerprint") == self.fingerprint else 0
+                cached = self._seen[entry.name] = (mtime, n)
+            total += cached[1]
+        return total
+
+
+class InputPosition:
+    """How far this process has read through `files` (read in this order), by bytes.
+
+    Linux only: the offset of an open file is in /proc/self/fdinfo. Nothing else tells how
+    far a streaming reader is into a 1 GB dump without a hook in the reader itself.
+    """
+
+    def __init__(self, files: list[Path]) -> None:
+        self.sizes: list[int] = []
+        self.index: dict[str, int] = {}
+        for i, path in enumerate(files):
+            try:
+                self.sizes.append(path.stat().st_size)
+                self.index[str(path.resolve())] = i
+            except OSError:
+                self.sizes.append(0)
+        self.total = sum(self.sizes)
+
+    def __call__(self) -> float | None:
+        if not self.total or not os.path.isdir("/proc/self/fdinfo"):
+            return None
+        best: tuple[int, int] | None = None  # (file index, offset) of the furthest open input
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                i = self.index.get(os.readlink(f"/proc/self/fd/{fd}"))
+                if i is None:
+                    continue
+                with open(f"/proc/self/fdinfo/{fd}") as fh:
+                    pos = int(fh.readline().split()[1])  # first line: "pos:\t<offset>"
+            except (OSError, ValueError, IndexError):
+                continue
+            if best is None or (i, pos) > best:
+                best = (i, pos)
+        if best is None:
+            return None
+        i, pos = best
+        return min((sum(self.sizes[:i]) + min(pos, self.sizes[i])) / self.total, 1.0)
+
+
+def read_watch(state_dir: Path, fingerprint: str, files: list[Path]) -> Watch:
+    """Records read so far and, from the bytes read, an estimate of the records in total."""
+    count = MarkerCount(state_dir, fingerprint)
+    position = InputPosition(files)
+
+    def watch() -> tuple[int, int | None]:
+        done = count()
+        fraction = position()
+        if done and fraction and fraction > 0.02:
+            return done, int(done / fraction)
+        return done, None
+
+    return watch
+
+
+def marker_watch(state_dir: Path, fingerprint: str) -> Watch:
+    count = MarkerCount(state_dir, fingerprint)
+    return lambda: (count(), None)
+
+
+# ---------------------------------------------------------------- summaries
 
 
 def summary_table(body: dict[str, Any]) -> Table:
@@ -97,4 +273,36 @@ def summary_table(body: dict[str, Any]) -> Table:
         f"{first} records in, {body['stages'][-1]['out']} out, "
         f"{body['wall_seconds']:.1f} s wall ({first / max(body['wall_seconds'], 1e-9):,.0f} rec/s)"
     )
+    return table
+
+
+def backfill_table(rows: list[dict[str, Any]], title: str) -> Table:
+    """One row per partition: state, attempts, counts, time, and the error of a failure."""
+    table = Table(title=title)
+    for column in ("partition", "state", "attempts", "in", "out", "rejected", "seconds", "error"):
+        table.add_column(
+            column, justify="left" if column in ("partition", "state", "error") else "right"
+        )
+    styles = {"completed": "green", "skipped": "dim", "failed": "red", "no input": "yellow"}
+    for row in rows:
+
+        def num(key: str, row: dict[str, Any] = row) -> str:
+            value = row.get(key)
+            return "-" if value is None else str(value)
+
+        seconds = row.get("seconds")
+        table.add_row(
+            row["partition"],
+            f"[{styles.get(row['state'], '')}]{row['state']}",
+            num("attempts"),
+            num("in"),
+            num("out"),
+            num("rejected"),
+            "-" if seconds is None else f"{seconds:.1f}",
+            row.get("error") or "",
+        )
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["state"]] = counts.get(row["state"], 0) + 1
+    table.caption = ", ".join(f"{n} {state}" for state, n in counts.items())
     return table

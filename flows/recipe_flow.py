@@ -13,14 +13,16 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.progress import StageProgress
+from flows.progress import StageProgress, marker_watch, read_watch
 from schemas.loading import load_recipe, recipe_hash, resolve_source_files
+from schemas.recipe import RunnerConfig
 from tasks import prefect_tasks as t
 from tasks.engine import READ_STAGE, plan_run
 from tasks.manifest import stage_totals
-from tasks.workers import worker_pool
+from tasks.recipe_snapshot import write_recipe_snapshot
+from tasks.shards import STATE_DIR
+from tasks.workers import api_for_remote_workers, task_runner_for, worker_pool
 
 
 class StageFailed(RuntimeError):
@@ -29,25 +31,49 @@ class StageFailed(RuntimeError):
         self.stage = stage
 
 
+def artifact_key(recipe: str, what: str) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes; one key per recipe
+    so that the UI's artifact history of a key is the history of that recipe."""
+    name = "".join(c if c.isalnum() else "-" for c in recipe.lower()).strip("-")
+    return f"sftforge-{name}-{what}"
+
+
+def _link(label: str, path: str) -> str:
+    return f"[{label}]({Path(path).resolve().as_uri()})"
+
+
 def _artifacts(body: dict[str, Any]) -> None:
     rows = [
         {
             "stage": s["name"],
             "in": s["in"],
             "out": s["out"],
-            "rejected": ", ".join(f"{k}: {v}" for k, v in s["rejected"].items()) or "-",
+            "rejected": sum(s["rejected"].values()),
+            "rejected_by_reason": ", ".join(f"{k}: {v}" for k, v in s["rejected"].items()) or "-",
             "seconds": s["seconds"],
             "records_per_s": round(s["in"] / s["seconds"], 1) if s["seconds"] else None,
         }
         for s in body["stages"]
     ]
-    create_table_artifact(rows, key="stages", description=f"sftforge · {body['recipe']}")
-    links = "\n".join(f"- {kind}: `{path}`" for kind, path in body["outputs"].items())
+    create_table_artifact(
+        rows,
+        key=artifact_key(body["recipe"], "stages"),
+        description=f"sftforge · {body['recipe']}: records per stage",
+    )
+    out = body["output_dir"]
+    links = [f"- {_link(kind, path)} `{path}`" for kind, path in body["outputs"].items()]
+    links.append(f"- {_link('manifest', f'{out}/manifest.json')} `{out}/manifest.json`")
+    links.append(f"- {_link('rejects', f'{out}/rejects')} `{out}/rejects/<stage>/`")
+    first, last = body["stages"][0], body["stages"][-1]
     create_markdown_artifact(
-        f"# {body['recipe']}\n\n{body['stages'][0]['in']} records in, "
-        f"{body['stages'][-1]['out']} out.\n\nOutputs:\n{links}\n\n"
-        f"Manifest: `{body['output_dir']}/manifest.json`\n",
-        key="summary",
+        f"# {body['recipe']}\n\n"
+        f"**{first['in']}** records in, **{last['out']}** out "
+        f"({first['in'] - last['out']} rejected), {body['shards']} shards, "
+        f"{body['wall_seconds']:.1f} s wall, config hash `{body['config_hash']}`.\n\n"
+        "## Outputs\n\n" + "\n".join(links) + "\n\n"
+        f"Plots: `sftforge report {out}` writes `{out}/report.html`.\n",
+        key=artifact_key(body["recipe"], "summary"),
+        description=f"sftforge · {body['recipe']}: summary and outputs",
     )
 
 
@@ -66,23 +92,37 @@ def run_recipe(
     plan = plan_run(recipe, files)
     workers = recipe.runner.workers or os.cpu_count() or 1
     per_stage: dict[str, list[dict[str, Any]]] = {}
+    kind = recipe.runner.kind
+    state = out_dir / STATE_DIR
 
-    with worker_pool(workers), StageProgress(quiet=quiet) as progress:
-        progress.start(READ_STAGE, None)
+    with (
+        worker_pool(workers, kind),
+        api_for_remote_workers(kind),
+        StageProgress(quiet=quiet) as progress,
+    ):
+        all_files = [p for source in recipe.sources for p in files.get(source.name, [])]
+        progress.start(
+            READ_STAGE, None, read_watch(state / READ_STAGE, plan.read_fingerprint, all_files)
+        )
         per_stage[READ_STAGE] = t.read_sources(recipe, files, out_dir, plan)
-        progress.advance(sum(s["in"] for s in per_stage[READ_STAGE]))
+        progress.finish(sum(s["in"] for s in per_stage[READ_STAGE]))
         shards = len(per_stage[READ_STAGE])
 
         for segment in plan.segments:
-            progress.start(segment.label, sum(s["out"] for s in per_stage[segment.input_stage]))
+            total = sum(s["out"] for s in per_stage[segment.input_stage])
             if segment.kind == "global":
+                first = segment.stages[0]
+                progress.start(
+                    segment.label, total, marker_watch(state / first.stage, first.fingerprint)
+                )
                 try:
                     stats = t.global_stage(out_dir, segment, shards, recipe.seed)
                 except Exception as exc:
                     raise StageFailed(segment.label, f"{type(exc).__name__}: {exc}") from exc
-                per_stage[segment.stages[0].stage] = stats
-                progress.advance(sum(s["in"] for s in stats))
+                per_stage[first.stage] = stats
+                progress.finish(sum(s["in"] for s in stats))
                 continue
+            progress.start(segment.label, total)
             futures = {}
             for shard in range(shards):
                 future = t.map_shard.submit(out_dir, segment, shard, recipe.seed)
@@ -100,7 +140,10 @@ def run_recipe(
             for stage in segment.stages:
                 per_stage[stage.stage] = [r[stage.stage] for r in results]
 
+        final = sum(s["out"] for s in per_stage[plan.final_stage])
+        progress.start("write outputs", final)
         written = t.outputs(out_dir, plan, shards, recipe)
+        progress.finish(final)
         body = {
             "recipe": recipe.name,
             "kind": plan.final_kind,
@@ -113,11 +156,17 @@ def run_recipe(
             "outputs": written,
             "wall_seconds": round(time.perf_counter() - began, 3),
         }
+        write_recipe_snapshot(out_dir, recipe)
         t.manifest(out_dir, body)
     _artifacts(body)
     return body
 
 
-def flow_for(workers: int) -> Any:
-    """The flow with a thread pool sized to the recipe's workers (tasks wait on processes)."""
-    return run_recipe.with_options(task_runner=ThreadPoolTaskRunner(max_workers=max(workers, 1)))
+def flow_for(workers: int, runner: RunnerConfig | None = None) -> Any:
+    """The flow with the task runner of the recipe's `runner:` section: by default a thread
+    pool sized to the workers (tasks wait on processes); for `kind: dask`, prefect-dask's
+    DaskTaskRunner on the cluster at `runner.address` (or a temporary local one)."""
+    runner = runner or RunnerConfig()
+    return run_recipe.with_options(
+        task_runner=task_runner_for(runner.kind, runner.address, workers)
+    )

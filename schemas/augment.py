@@ -165,7 +165,17 @@ class AugmentStep(_Strict):
     # Dollars for all calls recorded in the journal; None: no limit.
     max_cost: float | None = Field(default=None, gt=0)
 
-    mode: Literal["online"] = "online"
+    # "online": one request per call; "batch": each round of the loop (all answers, then all
+    # feedbacks, ...) goes to the OpenAI Batch API as JSONL files. Both share the journal.
+    mode: Literal["online", "batch"] = "online"
+    batch_poll_seconds: float = Field(default=30.0, gt=0)
+    batch_completion_window: str = "24h"
+    batch_max_requests: int = Field(default=50_000, ge=1, le=50_000)
+    batch_max_bytes: int = Field(default=200 * 1024 * 1024, ge=1024, le=200 * 1024 * 1024)
+    # Batch calls cost this fraction of the price table (OpenAI: half).
+    batch_price_factor: float = Field(default=0.5, gt=0, le=1)
+    # Submissions of one call before it is failed (an expired batch counts one).
+    batch_max_submissions: int = Field(default=3, ge=1)
 
     @field_validator("stop_phrases")
     @classmethod

@@ -257,9 +257,11 @@ def run_map_shard(
     return results
 
 
-def _shard_records(out: Path, stage: str, kind: str, shards: int) -> Iterator[list[dict[str, Any]]]:
+def _shard_records(
+    out: Path, stage: str, kind: str, shards: int, columns: list[str] | None
+) -> Iterator[list[dict[str, Any]]]:
     for shard in range(shards):
-        yield read_records(stage_part(out, stage, shard), kind)
+        yield read_records(stage_part(out, stage, shard), kind, columns)
 
 
 def run_global_stage(
@@ -275,7 +277,8 @@ def run_global_stage(
     fn = build_step(stage.step, seed)
     prepare = getattr(fn, "prepare", None)
     if prepare is not None:
-        prepare(_shard_records(out, segment.input_stage, stage.input_kind, shards))
+        columns = getattr(fn, "prepare_columns", None)
+        prepare(_shard_records(out, segment.input_stage, stage.input_kind, shards, columns))
     all_stats = []
     for shard in range(shards):
         records = read_records(stage_part(out, segment.input_stage, shard), stage.input_kind)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 from schemas.recipe import InstructionMapping, Template
@@ -25,23 +26,32 @@ class MappingError(Exception):
         self.detail = detail
 
 
-def _lookup(row: Any, path: str) -> Any:
-    value = row
+@lru_cache(maxsize=1024)
+def _parse_path(path: str) -> tuple[tuple[str | None, int | None], ...]:
+    parts = []
     pos = 0
     while pos < len(path):
         match = _PATH_PART.match(path, pos)
         if match is None or match.end() == pos:
             raise MappingError("bad_template", f"cannot read field path {path!r}")
         pos = match.end()
-        key, index = match.group(1), match.group(2)
+        index = match.group(2)
+        parts.append((match.group(1), int(index) if index is not None else None))
+    return tuple(parts)
+
+
+def _lookup(row: Any, path: str) -> Any:
+    value = row
+    for key, index in _parse_path(path):
         if key is not None:
             if not isinstance(value, dict) or key not in value:
                 raise MappingError("missing_field", f"no field {path!r}")
             value = value[key]
         else:
-            if not isinstance(value, list) or not -len(value) <= int(index) < len(value):
+            assert index is not None
+            if not isinstance(value, list) or not -len(value) <= index < len(value):
                 raise MappingError("missing_field", f"no element {path!r}")
-            value = value[int(index)]
+            value = value[index]
     return value
 
 
@@ -71,23 +81,43 @@ def _apply(value: Any, name: str, path: str) -> Any:
     raise MappingError("bad_template", f"unknown filter |{name}")
 
 
+Segment = str | tuple[str, tuple[str, ...]]  # literal text, or (path, filters)
+
+
+@lru_cache(maxsize=1024)
+def _compile(template: str) -> tuple[Segment, ...]:
+    """Templates are parsed once: a recipe has a handful, applied to millions of rows."""
+    segments: list[Segment] = []
+    pos = 0
+    for match in _FIELD.finditer(template):
+        segments.append(template[pos : match.start()])
+        if match.group(0) in ("{{", "}}"):
+            segments.append(match.group(0)[0])
+        else:
+            path, *filters = [p.strip() for p in match.group(1).split("|")]
+            segments.append((path, tuple(filters)))
+        pos = match.end()
+    segments.append(template[pos:])
+    return tuple(s for s in segments if s != "")
+
+
 def render(template: str, row: dict[str, Any], strict: bool = False) -> str:
     """Fill a template. `strict`: a null or empty field fails it (for choices)."""
-
-    def field(match: re.Match[str]) -> str:
-        if match.group(0) in ("{{", "}}"):
-            return match.group(0)[0]
-        path, *filters = [p.strip() for p in match.group(1).split("|")]
+    out: list[str] = []
+    for segment in _compile(template):
+        if isinstance(segment, str):
+            out.append(segment)
+            continue
+        path, filters = segment
         value = _lookup(row, path)
         for name in filters:
             value = _apply(value, name, path)
         if value is None or (strict and value == ""):
             if strict:
                 raise MappingError("missing_field", f"{path!r} is empty")
-            return ""  # a null cell (CSV, a column another file had) is empty, not absent
-        return _text(value, path)
-
-    return _FIELD.sub(field, template)
+            continue  # a null cell (CSV, a column another file had) is empty, not absent
+        out.append(_text(value, path))
+    return "".join(out)
 
 
 def render_choice(template: Template, row: dict[str, Any]) -> str:

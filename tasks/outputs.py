@@ -9,6 +9,7 @@ from __future__ import annotations
 import heapq
 import json
 import os
+import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -78,6 +79,11 @@ class Splitter:
     def __init__(self, config: SplitConfig | None, seed: int) -> None:
         self.config, self.seed = config, seed
         self.threshold: int | None = None
+
+    @property
+    def needs_pass(self) -> bool:
+        """An exact eval size needs a first pass over the ids to find the cut-off."""
+        return self.config is not None and self.config.eval_size is not None
 
     def prepare(self, records: Iterator[dict[str, Any]]) -> None:
         if self.config is None:
@@ -173,12 +179,12 @@ def _json_paths(out: Path, output: OutputConfig, splits: list[str], split_used: 
 def write_outputs(
     out: Path, final_stage: str, kind: str, shards: int, recipe: Recipe
 ) -> dict[str, str]:
-    def records() -> Iterator[dict[str, Any]]:
+    def records(columns: list[str] | None = None) -> Iterator[dict[str, Any]]:
         for shard in range(shards):
-            yield from read_records(stage_part(out, final_stage, shard), kind)
+            yield from read_records(stage_part(out, final_stage, shard), kind, columns)
 
     splitter = Splitter(recipe.split, recipe.seed)
-    splitter.prepare(records())
+    splitter.prepare(records(["id"]) if splitter.needs_pass else iter(()))
     split_used = recipe.split is not None
     written: dict[str, str] = {}
     for output in recipe.outputs:
@@ -206,13 +212,20 @@ def write_outputs(
     return written
 
 
+def _copy_atomic(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
 def _write_parquet(out: Path, stage: str, kind: str, shards: int, splitter: Splitter) -> Path:
     folder = out / "dataset"
     for shard in range(shards):
-        records = read_records(stage_part(out, stage, shard), kind)
-        if splitter.config is None:
-            write_table_atomic(records_table(records, kind), folder / part_name(shard))
+        if splitter.config is None:  # the final stage's parts, as they are
+            _copy_atomic(stage_part(out, stage, shard), folder / part_name(shard))
             continue
+        records = read_records(stage_part(out, stage, shard), kind)
         for split in splitter.names:
             part = [r for r in records if splitter(r) == split]
             write_table_atomic(records_table(part, kind), folder / split / part_name(shard))

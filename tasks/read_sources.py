@@ -159,9 +159,18 @@ class UnreadableInput(Exception):
     """A whole input file (or dataset) that cannot be read at all: bad usage, exit 2."""
 
 
+def _rows(ds: Any, batch_size: int = 1000) -> Iterator[dict[str, Any]]:
+    """Rows of an (iterable) dataset, fetched in batches: row-by-row iteration through
+    `datasets` costs more than everything else the read stage does."""
+    for batch in ds.iter(batch_size=batch_size):
+        keys = list(batch)
+        for values in zip(*(batch[k] for k in keys), strict=True):
+            yield dict(zip(keys, values, strict=True))
+
+
 def _iter_dataset(ds: Any, label: str) -> Iterator[RawItem]:
     index = 0
-    iterator = iter(ds)
+    iterator = _rows(ds)
     while True:
         try:
             row = next(iterator)
@@ -180,7 +189,7 @@ def _iter_dataset(ds: Any, label: str) -> Iterator[RawItem]:
                 reason="unreadable_rest",
             )
             return
-        yield RawItem(f"{label}#{index}", value=dict(row))
+        yield RawItem(f"{label}#{index}", value=row)
         index += 1
 
 

@@ -32,6 +32,16 @@ def reject_row(record: dict[str, Any], rejected: Rejected, original: str) -> dic
     }
 
 
+class _Original:
+    """The input row as JSON text, made only if the row is rejected (most are not)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __str__(self) -> str:
+        return dumps(self.value)
+
+
 class SourceConverter:
     """Turns one source's raw items into records; holds that source's preprocess steps."""
 
@@ -49,7 +59,7 @@ class SourceConverter:
             rejected = Rejected(item.reason, f"{item.where}: {item.error}")
             yield None, reject_row(stub, rejected, item.text or "")
             return
-        original = dumps(item.value)
+        original = _Original(item.value)
         if self.mapping is not None:
             yield from self._mapped(item, original)
             return
@@ -71,7 +81,7 @@ class SourceConverter:
             record = result
         return first_pair(record, self.dataset)
 
-    def _mapped(self, item: RawItem, original: str) -> Iterator[Outcome]:
+    def _mapped(self, item: RawItem, original: _Original) -> Iterator[Outcome]:
         source = self.source
         base_id = f"{source.name}-{item.where.rsplit('#', 1)[-1].rsplit(':', 1)[-1]}"
         if not isinstance(item.value, dict):
@@ -98,7 +108,11 @@ class SourceConverter:
             yield self._outcome(result, item, original, base_id + suffix)
 
     def _outcome(
-        self, result: dict[str, Any] | Rejected, item: RawItem, original: str, fallback_id: str
+        self,
+        result: dict[str, Any] | Rejected,
+        item: RawItem,
+        original: _Original,
+        fallback_id: str,
     ) -> Outcome:
         if not isinstance(result, Rejected):
             return result, None
@@ -110,4 +124,4 @@ class SourceConverter:
             "source": self.source.name,
         }
         detail = Rejected(result.reason, f"{item.where}: {result.detail}")
-        return None, reject_row(stub, detail, original)
+        return None, reject_row(stub, detail, str(original))

@@ -33,6 +33,11 @@ class GroupSampler:
         self.datasets = set(datasets) if datasets is not None else None
         self.cutoff: dict[str, int] = {}  # groups over the cap: highest priority kept
 
+    @property
+    def prepare_columns(self) -> list[str]:
+        """What the first pass reads: the group, and what the priority is made of."""
+        return ["id", "dataset", "source", "instruction", "meta"]
+
     def _applies(self, record: dict[str, Any]) -> bool:
         return self.datasets is None or record.get("dataset") in self.datasets
 

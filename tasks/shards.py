@@ -73,22 +73,34 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
+def _json_text(value: Any) -> str:
+    return _dumps(value) if value else "{}"
+
+
+def _json_value(text: str | None) -> Any:
+    return json.loads(text) if text and text != "{}" else {}
+
+
 def records_table(records: list[dict[str, Any]], kind: str) -> pa.Table:
     schema = SCHEMAS[kind]
     columns = {}
     for name in schema.names:
         if name in JSON_FIELDS:
-            columns[name] = [_dumps(r.get(name) or {}) for r in records]
+            columns[name] = [_json_text(r.get(name)) for r in records]
         else:
             columns[name] = [r.get(name) for r in records]
     return pa.Table.from_pydict(columns, schema=schema)
 
 
-def read_records(path: Path, kind: str) -> list[dict[str, Any]]:
-    records = pq.read_table(path, schema=SCHEMAS[kind]).to_pylist()
-    for record in records:
-        for name in JSON_FIELDS:
-            record[name] = json.loads(record[name]) if record.get(name) else {}
+def read_records(path: Path, kind: str, columns: list[str] | None = None) -> list[dict[str, Any]]:
+    """A shard's records; `columns` reads only those (a first pass that needs few fields)."""
+    schema = SCHEMAS[kind]
+    if columns is not None:
+        schema = pa.schema([schema.field(name) for name in columns])
+    records = pq.read_table(path, columns=columns, schema=schema).to_pylist()
+    for name in JSON_FIELDS.intersection(schema.names):
+        for record in records:
+            record[name] = _json_value(record[name])
     return records
 
 

@@ -1,40 +1,98 @@
-"""The process pool that does the CPU work of shard tasks.
+"""Where the CPU work of shard tasks runs: a local process pool, or a Dask cluster.
 
-Prefect tasks run in a thread pool in the flow's process; each one hands its shard to
-this process pool. (Prefect's own ProcessPoolTaskRunner starts a temporary API server in
-every worker process when no server is configured: about 20 s more per run here.)
+Local: Prefect tasks run in a thread pool in the flow's process and each one hands its
+shard to a process pool. (Prefect's own ProcessPoolTaskRunner starts a temporary API server
+in every worker process when no server is configured: about 20 s more per run here.)
+
+Dask: prefect-dask's DaskTaskRunner sends each shard task to a Dask worker, which runs the
+shard in its own process. Workers read and write the run's output directory, so it must be
+on storage every worker can reach, and they report task runs to the flow's Prefect API.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
+
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 T = TypeVar("T")
 
-_pool: ProcessPoolExecutor | None = None
+# A context variable, not a global: a backfill runs several recipe flows at once in one
+# process, and Prefect copies the context into the threads that run their tasks.
+_pool: ContextVar[Executor | None] = ContextVar("sftforge_worker_pool", default=None)
 
 
 @contextmanager
-def worker_pool(workers: int) -> Iterator[None]:
-    """Within this block, `run_in_worker` uses `workers` processes (1: run in-process)."""
-    global _pool
-    if workers <= 1:
+def worker_pool(workers: int, kind: str = "local") -> Iterator[None]:
+    """Within this block, `run_in_worker` uses `workers` processes.
+
+    No pool for one worker (run in-process), for a Dask runner (the task already runs in a
+    Dask worker process), or when an enclosing block opened one (a backfill's partitions
+    share its pool rather than each starting their own processes).
+    """
+    if workers <= 1 or kind != "local" or _pool.get() is not None:
         yield
         return
     # spawn, not fork: the flow's process has threads (Prefect's, ours) at this point.
-    _pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    token = _pool.set(pool)
     try:
         yield
     finally:
-        pool, _pool = _pool, None
+        _pool.reset(token)
         pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run_in_worker(fn: Callable[..., T], *args: Any) -> T:
-    if _pool is None:
+    pool = _pool.get()
+    if pool is None:
         return fn(*args)
-    return _pool.submit(fn, *args).result()
+    return pool.submit(fn, *args).result()
+
+
+def task_runner_for(kind: str, address: str | None, workers: int) -> TaskRunner:
+    """The Prefect task runner for a recipe's `runner:` section.
+
+    kind local: threads that wait on the process pool. kind dask with an address: the
+    existing cluster there; without one, a temporary local cluster of `workers` processes.
+    """
+    if kind != "dask":
+        return ThreadPoolTaskRunner(max_workers=max(workers, 1))
+    from prefect_dask import DaskTaskRunner  # imported only when asked: distributed is heavy
+
+    if address:
+        return DaskTaskRunner(address=address)
+    return DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": max(workers, 1),
+            "threads_per_worker": 1,  # shard work is CPU-bound Python: one per process
+            "processes": True,
+            "dashboard_address": None,
+        }
+    )
+
+
+@contextmanager
+def api_for_remote_workers(kind: str) -> Iterator[None]:
+    """Make the flow run's Prefect API address part of the context sent to Dask workers.
+
+    A task on a Dask worker reports to the API named in the settings it receives. With no
+    PREFECT_API_URL configured, the flow talks to a temporary server whose address only
+    this process knows, and each worker would start a temporary server of its own. Naming
+    the address explicitly makes the workers report to the flow's server instead (for a
+    cluster on other machines, set PREFECT_API_URL to a server they can reach).
+    """
+    from prefect.context import FlowRunContext
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    context = FlowRunContext.get()
+    if kind != "dask" or PREFECT_API_URL.value() or context is None or context.client is None:
+        yield
+        return
+    with temporary_settings(updates={PREFECT_API_URL: str(context.client.api_url)}):
+        yield

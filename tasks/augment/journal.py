@@ -41,7 +41,28 @@ CREATE TABLE IF NOT EXISTS records (
     result TEXT NOT NULL,
     updated REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS batches (
+    tag TEXT PRIMARY KEY,
+    keys TEXT NOT NULL,
+    file_id TEXT,
+    batch_id TEXT,
+    status TEXT NOT NULL CHECK (status IN ('open', 'closed')),
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
 """
+
+
+@dataclass(frozen=True)
+class BatchIntent:
+    """A batch this run meant to submit: written before files.create, so that after a crash
+    the batch can be found again (by `tag` in its metadata) instead of submitted twice."""
+
+    tag: str
+    keys: list[str]
+    file_id: str | None
+    batch_id: str | None
+    created: float
 
 
 def canonical_json(value: Any) -> str:
@@ -140,6 +161,42 @@ class Journal:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    def open_batch(self, tag: str, keys: list[str]) -> None:
+        now = time.time()
+        self._db.execute(
+            "INSERT OR IGNORE INTO batches (tag, keys, status, created, updated) "
+            "VALUES (?, ?, 'open', ?, ?)",
+            (tag, json.dumps(keys), now, now),
+        )
+
+    def update_batch(
+        self, tag: str, *, file_id: str | None = None, batch_id: str | None = None
+    ) -> None:
+        self._db.execute(
+            "UPDATE batches SET file_id = COALESCE(?, file_id), batch_id = COALESCE(?, batch_id),"
+            " updated = ? WHERE tag = ?",
+            (file_id, batch_id, time.time(), tag),
+        )
+
+    def close_batch(self, tag: str) -> None:
+        self._db.execute(
+            "UPDATE batches SET status = 'closed', updated = ? WHERE tag = ?", (time.time(), tag)
+        )
+
+    def open_batches(self) -> list[BatchIntent]:
+        rows = self._db.execute(
+            "SELECT tag, keys, file_id, batch_id, created FROM batches WHERE status = 'open' "
+            "ORDER BY created"
+        ).fetchall()
+        return [BatchIntent(t, json.loads(k), f, b, c) for t, k, f, b, c in rows]
+
+    def closed_batches(self, prefix: str) -> int:
+        (n,) = self._db.execute(
+            "SELECT COUNT(*) FROM batches WHERE status = 'closed' AND tag LIKE ? || '%'",
+            (prefix,),
+        ).fetchone()
+        return int(n)
 
     def spent(self) -> float:
         """Dollars of every finished call in the journal, this run's and earlier runs'."""

@@ -58,6 +58,12 @@ _NOT_SHAPING = {
     "prices",
     "max_cost",
     "mode",
+    "batch_poll_seconds",
+    "batch_completion_window",
+    "batch_max_requests",
+    "batch_max_bytes",
+    "batch_price_factor",
+    "batch_max_submissions",
 }
 # The fields augment_record adds to (or sets on) a record.
 RESULT_FIELDS = (

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from schemas.augment import AugmentStep
+from schemas.augment import AugmentStep, Price
+from tasks.augment.batch import BatchProcessor
 from tasks.augment.budget import Ledger
 from tasks.augment.client import Redactor, credentials, make_client
 from tasks.augment.journal import Journal
@@ -88,59 +89,81 @@ async def _augment(
             ramp_start=config.ramp_start,
             refund_unused=config.tpm_accounting == "usage",
         )
-        ledger = Ledger(config.prices.get(config.model), config.max_cost, journal.spent)
-        processor = Processor(
-            client,
-            journal,
-            limiter,
-            ledger,
-            concurrency=config.concurrency,
-            max_attempts=config.max_attempts,
-            backoff_base=config.backoff_base_seconds,
-            backoff_max=config.backoff_max_seconds,
-            redact=redact,
-        )
+        price = config.prices.get(config.model)
+        if config.mode == "batch" and price is not None:
+            factor = config.batch_price_factor
+            price = Price(input=price.input * factor, output=price.output * factor)
+        ledger = Ledger(price, config.max_cost, journal.spent)
+        processor: Processor | BatchProcessor
+        if config.mode == "batch":
+            processor = BatchProcessor(client, journal, ledger, config, redact)
+        else:
+            processor = Processor(
+                client,
+                journal,
+                limiter,
+                ledger,
+                concurrency=config.concurrency,
+                max_attempts=config.max_attempts,
+                backoff_base=config.backoff_base_seconds,
+                backoff_max=config.backoff_max_seconds,
+                redact=redact,
+            )
         results: list[dict | None] = [None] * len(records)
         progress = _Progress(records, results, processor, started, on_progress)
         interrupted = _install_interrupt(processor)
         try:
-            queue: asyncio.Queue[int] = asyncio.Queue()
-            for index in range(len(records)):
-                queue.put_nowait(index)
-
             fingerprint = settings.fingerprint()
+            keys = [record_key(record, fingerprint) for record in records]
+            todo: list[int] = []
+            for index, record in enumerate(records):
+                saved = journal.record_result(keys[index])
+                if saved is None:
+                    todo.append(index)
+                else:  # finished earlier: no need to replay its chain
+                    processor.stats.records_from_journal += 1
+                    results[index] = {**record, **json.loads(saved)}
             finished: list[tuple[str, str]] = []
+            queue = collections.deque(todo)
+            batch = processor if isinstance(processor, BatchProcessor) else None
+            if batch is not None:
+                batch.expect(len(todo))
 
             async def worker() -> None:
-                while not queue.empty():
-                    index = queue.get_nowait()
-                    record = records[index]
-                    key = record_key(record, fingerprint)
-                    saved = journal.record_result(key)
-                    if saved is not None:
-                        processor.stats.records_from_journal += 1
-                        results[index] = {**record, **json.loads(saved)}
-                        continue
-                    out = await augment_record(record, settings, processor.call)
+                while queue:
+                    index = queue.popleft()
+                    try:
+                        out = await augment_record(records[index], settings, processor.call)
+                    finally:
+                        if batch is not None:
+                            batch.record_finished()
                     if out["error"]:
                         out["error"] = redact(out["error"])
                     elif out["status"] == "done":
                         added = {field: out[field] for field in RESULT_FIELDS}
-                        finished.append((key, json.dumps(added, ensure_ascii=False)))
+                        finished.append((keys[index], json.dumps(added, ensure_ascii=False)))
                         if len(finished) >= SAVE_RECORDS_EVERY:
                             journal.save_records(finished)
                             finished.clear()
                     results[index] = out
 
-            # Each record has one call in flight at a time, so twice the concurrency keeps
-            # every slot busy while records wait on the journal or on each other. Concurrency
-            # 1 means strictly one record after another (replays against a scripted server).
-            workers = min(len(records), 1 if config.concurrency == 1 else 2 * config.concurrency)
-            reporter = asyncio.ensure_future(progress.loop())
+            if batch is not None:
+                # Every record at once: a round is all of them waiting on their next call.
+                workers = len(todo)
+            else:
+                # Each record has one call in flight at a time, so twice the concurrency keeps
+                # every slot busy while records wait on the journal or on each other.
+                # Concurrency 1 means strictly one record after another (replays against a
+                # scripted server).
+                workers = 1 if config.concurrency == 1 else 2 * config.concurrency
+            background = [asyncio.ensure_future(progress.loop())]
+            if batch is not None:
+                background.append(asyncio.ensure_future(batch.run()))
             try:
-                await asyncio.gather(*(worker() for _ in range(workers)))
+                await asyncio.gather(*(worker() for _ in range(min(workers, len(todo)))))
             finally:
-                reporter.cancel()
+                for task in background:
+                    task.cancel()
                 if finished:
                     journal.save_records(finished)
                 progress.emit()
@@ -163,7 +186,7 @@ class _Progress:
         self,
         records: list[dict],
         results: list[dict | None],
-        processor: Processor,
+        processor: Processor | BatchProcessor,
         started: float,
         callback: ProgressFn | None,
     ) -> None:
@@ -225,7 +248,7 @@ class _Interrupt:
             self.loop.remove_signal_handler(signal.SIGINT)
 
 
-def _install_interrupt(processor: Processor) -> _Interrupt:
+def _install_interrupt(processor: Processor | BatchProcessor) -> _Interrupt:
     """First Ctrl-C: send nothing new, let calls in flight finish into the journal.
     A second one: stop at once (calls in flight stay "started" and are resent on resume)."""
     if threading.current_thread() is not threading.main_thread():
@@ -250,7 +273,11 @@ def _install_interrupt(processor: Processor) -> _Interrupt:
 
 
 def _log_summary(
-    results: list[dict], processor: Processor, ledger: Ledger, journal_path: Path, seconds: float
+    results: list[dict],
+    processor: Processor | BatchProcessor,
+    ledger: Ledger,
+    journal_path: Path,
+    seconds: float,
 ) -> None:
     stats = processor.stats
     failed = sum(1 for r in results if r["status"] == "failed")

@@ -35,8 +35,14 @@ from tasks.augment.tokens import count_messages, fit_messages, make_counter
 
 def records(n: int) -> list[dict]:
     return [
-        {"id": f"b{i}", "source": "bench", "dataset": "bench", "input": "", "output": "",
-         "instruction": f"Write a function number {i} (no need to explain)"}
+        {
+            "id": f"b{i}",
+            "source": "bench",
+            "dataset": "bench",
+            "input": "",
+            "output": "",
+            "instruction": f"Write a function number {i} (no need to explain)",
+        }
         for i in range(n)
     ]
 
@@ -54,9 +60,22 @@ def peak_rss_mb() -> float:
 def throughput(n: int, rpm: int, tpm: int) -> dict:
     port = free_port()
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "llmock"), "serve", "--host", "127.0.0.1",
-         "--port", str(port), "--rpm", str(rpm), "--tpm", str(tpm), "--response-style", "echo"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(Path(sys.executable).parent / "llmock"),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--rpm",
+            str(rpm),
+            "--tpm",
+            str(tpm),
+            "--response-style",
+            "echo",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -109,20 +128,32 @@ def write_journal(path: Path, config: AugmentStep, recs: list[dict]) -> int:
             answer = f"def f{rec['id']}(): pass"
             for kind, head, text in (
                 ("answer", answer_messages(settings.preset, rec), answer),
-                ("feedback", feedback_messages(settings.preset, rec, answer),
-                 "Fine. Score: 9. Revision is not needed."),
+                (
+                    "feedback",
+                    feedback_messages(settings.preset, rec, answer),
+                    "Fine. Score: 9. Revision is not needed.",
+                ),
             ):
                 params = settings.params(kind)
                 budget = settings.budget(params["max_tokens"])
                 messages, _ = fit_messages(settings.counter, head, [], budget)
                 request = {**params, "messages": messages}
                 key = call_key(request, config.sample)
-                body = json.dumps({
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": text}}],
-                    "usage": {"prompt_tokens": count_messages(settings.counter, messages),
-                              "completion_tokens": 12},
-                })
+                body = json.dumps(
+                    {
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": text},
+                            }
+                        ],
+                        "usage": {
+                            "prompt_tokens": count_messages(settings.counter, messages),
+                            "completion_tokens": 12,
+                        },
+                    }
+                )
                 journal.started(key, request)
                 journal.finish(key, body, 100, 12, 0.0)
                 calls += 1

@@ -65,3 +65,31 @@ def test_usage_and_cost_per_record(start_server, api_env, tmp_path: Path) -> Non
     assert len(log) == 2
     expected = (usage["prompt_tokens"] + usage["completion_tokens"]) * 10.0 / 1_000_000
     assert abs(usage["cost"] - expected) < 1e-9 and usage["completion_tokens"] > 0
+
+
+def test_progress_renders_live(start_server, api_env, tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from tasks.augment.display import LiveProgress, render
+
+    server = start_server()
+    api_env(server)
+    snapshots: list[dict] = []
+    console = Console(file=io.StringIO(), force_terminal=True, width=120)
+    with LiveProgress(console) as live:
+
+        def both(snapshot: dict) -> None:
+            snapshots.append(snapshot)
+            live(snapshot)
+
+        augment_records(make_records(4), fast_config(prices=PRICES), tmp_path / "j.sqlite", both)
+    text = console.file.getvalue()
+    assert "4 done, 0 failed of 4" in text and "pairs per record" in text
+    final = snapshots[-1]
+    assert final["iterations"] == {1: 2, 5: 2} and final["cost"] > 0
+    assert final["cost_projected"] == final["cost"]
+    plain = Console(file=io.StringIO(), width=120)
+    plain.print(render(final))
+    assert "req/min" in plain.file.getvalue()

@@ -231,3 +231,25 @@ def test_callable_from_inside_an_event_loop(start_server, api_env, tmp_path: Pat
 
     (out,) = asyncio.run(from_async())
     assert out["status"] == "done"
+
+
+def test_finished_records_are_read_back_not_replayed(start_server, api_env, tmp_path) -> None:
+    from augment_support import make_records
+
+    server = start_server()
+    api_env(server)
+    records = make_records(6)
+    journal = tmp_path / "j.sqlite"
+    first = augment_records(records, fast_config(), journal)
+    sent_first = len(sent(server))
+    progress: list[dict] = []
+    again = augment_records(records, fast_config(concurrency=2), journal, progress.append)
+    assert again == first and len(sent(server)) == sent_first
+    # Throughput settings do not matter; the saved results answer every record.
+    assert progress[-1]["records_from_journal"] == 6 and progress[-1]["calls_cached"] == 0
+    # A setting that shapes the chain does: the chains are replayed from the journaled
+    # calls, and only the calls the new setting needs are sent.
+    fewer = augment_records(records, fast_config(max_iterations=2), journal, progress.append)
+    assert progress[-1]["records_from_journal"] == 0 and len(sent(server)) == sent_first
+    assert {r["iteration"] for r in fewer} == {1, 2}
+    assert all(r["iteration_truncated"] for r in fewer if r["iteration"] == 2)

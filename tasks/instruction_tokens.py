@@ -1,0 +1,274 @@
+"""Instruction-style training examples: Alpaca-LoRA, SelFee and Guanaco, prompt tokens masked.
+
+    OUT/export/<name>.train.jsonl    {"id", "input_ids", "attention_mask", "labels"} per line
+    OUT/export/<name>.train.parquet  the same columns + truncated
+    …and .eval.* when the recipe's split sends records there.
+
+Labels are the ids with -100 where the loss is masked (Alpaca-LoRA's and SelFee's
+IGNORE_INDEX), so a Hugging Face Trainer with DataCollatorForSeq2Seq trains on the files as is.
+
+How the trainers built them, and what is kept:
+- The whole text (prompt + target) is tokenized as one string, as Alpaca-LoRA, SelFee and
+  QLoRA's collator effectively do, so ids match what the model sees at inference. BOS goes in
+  front when tokenizer(text) would add it (`bos: auto`).
+- Truncation at `cutoff_len` tokens, BOS included; EOS appended only if the example is still
+  shorter than `cutoff_len` (Alpaca-LoRA's `tokenize`).
+- The prompt is masked by character offsets, not by the length of the separately tokenized
+  prompt as Alpaca-LoRA and SelFee did: when the prompt's last token merges with the target's
+  first, their count is off by one and a target token is lost (or a prompt token learned).
+  If a token straddles the boundary, that record's segments are tokenized separately and
+  concatenated instead, so the boundary is exact; the manifest counts these.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from schemas.training import InstructionTokensOutput
+from tasks.prompt_templates import Segment, Skip, render
+from tasks.token_checks import (
+    check_ids_and_mask,
+    check_special_tokens,
+    check_supervised_text,
+    supervised_runs,
+)
+from tasks.token_files import batched
+from tasks.tokenizer import LoadedTokenizer, load_tokenizer, resolve_bos
+from tasks.training_io import FileSet, JsonlWriter, ParquetWriter, dumps, remove_files
+
+IGNORE_INDEX = -100
+
+# Alpaca-LoRA's cutoff_len default; SelFee's train.py model_max_length default; QLoRA's
+# Guanaco scripts trained on 512-token targets.
+DEFAULT_CUTOFF = {"selfee": 512, "selfee_answer_only": 512, "guanaco": 512}
+
+PARQUET_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("input_ids", pa.list_(pa.int32())),
+        ("attention_mask", pa.list_(pa.int8())),
+        ("labels", pa.list_(pa.int32())),
+        ("truncated", pa.bool_()),
+    ]
+)
+
+
+def _spans(segments: Sequence[Segment]) -> list[tuple[int, int]]:
+    """Character spans of the supervised text (adjacent supervised segments merged)."""
+    spans: list[tuple[int, int]] = []
+    at = 0
+    for text, supervised in segments:
+        end = at + len(text)
+        if supervised and text:
+            if spans and spans[-1][1] == at:
+                spans[-1] = (spans[-1][0], end)
+            else:
+                spans.append((at, end))
+        at = end
+    return spans
+
+
+def mask_by_offsets(
+    offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]
+) -> list[bool] | None:
+    """Supervision per token from character spans; None if a token straddles a span edge."""
+    starts = [start for start, _ in offsets]
+    mask = [False] * len(offsets)
+    for a, b in spans:
+        i, j = bisect_left(starts, a), bisect_left(starts, b)
+        # the token before position i must end by a (likewise for b): else it holds both sides
+        if (i > 0 and offsets[i - 1][1] > a) or (j > 0 and offsets[j - 1][1] > b):
+            return None
+        mask[i:j] = [True] * (j - i)
+    return mask
+
+
+def tokenize_segments(
+    tok: LoadedTokenizer, batch: Sequence[Sequence[Segment]]
+) -> list[tuple[list[int], list[bool], bool]]:
+    """(ids, mask, retokenized) per record: whole text, or segment by segment if it must."""
+    encoded = tok.encode_with_offsets(["".join(text for text, _ in segs) for segs in batch])
+    results = []
+    for segments, (ids, offsets) in zip(batch, encoded, strict=True):
+        mask = mask_by_offsets(offsets, _spans(segments))
+        if mask is not None:
+            results.append((ids, mask, False))
+            continue
+        parts = tok.encode([text for text, _ in segments])
+        ids, mask = [], []
+        for (_, supervised), part in zip(segments, parts, strict=True):
+            ids += part
+            mask += [supervised] * len(part)
+        results.append((ids, mask, True))
+    return results
+
+
+def expected_runs(segments: Sequence[Segment], eos_text: str | None, eos_joins: bool) -> list[str]:
+    """The text each supervised run should decode to; EOS extends the last run or is its own."""
+    full = "".join(text for text, _ in segments)
+    runs = [full[a:b] for a, b in _spans(segments)]
+    if eos_text is not None:
+        if eos_joins and runs:
+            runs[-1] += eos_text
+        else:
+            runs.append(eos_text)
+    return runs
+
+
+def build_example(
+    ids: list[int],
+    mask: list[bool],
+    *,
+    bos_id: int | None,
+    eos_id: int | None,
+    cutoff_len: int,
+) -> tuple[list[int], list[bool], bool, bool]:
+    """BOS, truncation, EOS-if-it-fits: (ids, mask, truncated, eos_added)."""
+    if bos_id is not None:
+        # BOS is never a target: nothing predicts position 0.
+        ids, mask = [bos_id, *ids], [False, *mask]
+    truncated = len(ids) > cutoff_len
+    if truncated:
+        ids, mask = ids[:cutoff_len], mask[:cutoff_len]
+    eos_added = eos_id is not None and len(ids) < cutoff_len
+    if eos_added:
+        ids, mask = [*ids, eos_id], [*mask, True]
+    return ids, mask, truncated, eos_added
+
+
+def split_paths(folder: Path, name: str, split: str) -> list[Path]:
+    return [folder / f"{name}.{split}.jsonl", folder / f"{name}.{split}.parquet"]
+
+
+def write_instruction_tokens(
+    out: Path,
+    config: InstructionTokensOutput,
+    records: Callable[[], Iterator[dict[str, Any]]],
+    splitter: Callable[[dict[str, Any]], str],
+) -> dict[str, Any]:
+    tok = load_tokenizer(config.tokenizer)
+    bos_id = resolve_bos(tok, config.bos)
+    eos_id = tok.require("eos") if config.add_eos else None
+    eos_text = tok.hf.eos_token if config.add_eos else None
+    cutoff = config.cutoff_len or DEFAULT_CUTOFF.get(config.template, 256)
+    name = config.name or config.template
+    folder = out / "export"
+    files = FileSet()
+    writers: dict[str, tuple[JsonlWriter, ParquetWriter]] = {}
+    counts: Counter[str] = Counter()
+
+    def open_split(split: str) -> None:
+        jsonl, parquet = split_paths(folder, name, split)
+        writers[split] = (
+            files.add(JsonlWriter(jsonl)),
+            files.add(ParquetWriter(parquet, PARQUET_SCHEMA)),
+        )
+
+    try:
+        open_split("train")
+        for batch in batched(records(), config.batch_size):
+            rendered: list[tuple[dict[str, Any], str, list[Segment]]] = []
+            for record in batch:
+                split = splitter(record)
+                if split not in writers:
+                    open_split(split)
+                segments = render(
+                    config.template,
+                    record,
+                    train_on_inputs=config.train_on_inputs,
+                    mask_human=config.mask_human,
+                )
+                if isinstance(segments, Skip):
+                    counts[f"skipped_{segments.reason}"] += 1
+                    continue
+                rendered.append((record, split, segments))
+            tokenized = tokenize_segments(tok, [segs for *_, segs in rendered])
+            examples = []
+            for (record, split, segments), (ids, mask, retokenized) in zip(
+                rendered, tokenized, strict=True
+            ):
+                ids, mask, truncated, eos_added = build_example(
+                    ids, mask, bos_id=bos_id, eos_id=eos_id, cutoff_len=cutoff
+                )
+                counts["retokenized_at_boundaries"] += retokenized
+                if not any(mask):
+                    counts["dropped_no_supervision"] += 1  # the prompt alone filled cutoff_len
+                    continue
+                want = expected_runs(
+                    segments, eos_text if eos_added else None, bool(segments[-1][1])
+                )
+                examples.append((record, split, ids, mask, truncated, eos_added, want))
+            _check(examples, tok, bos_id, eos_id, cutoff, config.check_decode)
+            for record, split, ids, mask, truncated, _, _ in examples:
+                labels = [t if m else IGNORE_INDEX for t, m in zip(ids, mask, strict=True)]
+                jsonl, parquet = writers[split]
+                row = {
+                    "id": record["id"],
+                    "input_ids": ids,
+                    "attention_mask": [1] * len(ids),
+                    "labels": labels,
+                }
+                jsonl.write_json(dumps(row))
+                parquet.write_row({**row, "truncated": truncated})
+                counts[f"{split}_examples"] += 1
+                counts[f"{split}_tokens"] += len(ids)
+                counts[f"{split}_supervised_tokens"] += sum(mask)
+                counts["truncated"] += truncated
+    except BaseException:
+        files.abort()
+        raise
+    files.commit()
+    if "eval" not in writers:
+        remove_files(split_paths(folder, name, "eval"))
+    return {
+        "format": config.format,
+        "name": name,
+        "path": str(folder / name),
+        "files": sorted(str(p) for s in writers for p in split_paths(folder, name, s)),
+        "template": config.template,
+        "cutoff_len": cutoff,
+        "vocab_size": tok.vocab_size,
+        "added_special_tokens": tok.added_special_tokens,
+        "counts": dict(sorted(counts.items())),
+    }
+
+
+def _check(
+    examples: list[tuple[Any, ...]],
+    tok: LoadedTokenizer,
+    bos_id: int | None,
+    eos_id: int | None,
+    cutoff: int,
+    check_decode: bool,
+) -> None:
+    runs_of = []
+    for record, _, ids, mask, truncated, eos_added, _ in examples:
+        where = str(record["id"])
+        check_ids_and_mask(ids, mask, vocab_size=tok.vocab_size, max_length=cutoff, where=where)
+        expected: dict[int, int] = {}
+        if bos_id is not None:
+            expected[bos_id] = 1
+        if eos_added and eos_id is not None:
+            expected[eos_id] = expected.get(eos_id, 0) + 1
+        # truncated=False even when cut: the specials are BOS and EOS, both always complete
+        check_special_tokens(
+            ids, expected=expected, special_ids=tok.special_ids, truncated=False, where=where
+        )
+        runs_of.append(supervised_runs(mask))
+    if not check_decode:
+        return
+    decoded = tok.decode_batch(
+        [ex[2][a:b] for ex, runs in zip(examples, runs_of, strict=True) for a, b in runs]
+    )
+    at = 0
+    for (record, _, _, _, truncated, _, want), runs in zip(examples, runs_of, strict=True):
+        check_supervised_text(
+            decoded[at : at + len(runs)], want, truncated=truncated, where=str(record["id"])
+        )
+        at += len(runs)

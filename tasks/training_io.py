@@ -1,0 +1,142 @@
+"""Streaming, atomic writers for training files: JSON lists, JSON Lines, parquet.
+
+Each file is written under a temporary name in its final folder and renamed when complete, so
+a reader (or a rerun) never sees half a file; memory holds one buffered row group at most.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def dumps(value: Any) -> str:
+    # Compact separators: token files are mostly numbers, and the spaces would be a third of them.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class _TextFile:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.tmp, self.count = path, _tmp(path), 0
+        self.fh: IO[str] = self.tmp.open("w", encoding="utf-8")
+
+    def commit(self) -> None:
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.fh.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class JsonListWriter(_TextFile):
+    """A JSON list, one item per line: `[\\n item,\\n item\\n]`."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.fh.write("[")
+
+    def write_json(self, text: str) -> None:
+        self.fh.write(("\n" if self.count == 0 else ",\n") + text)
+        self.count += 1
+
+    def commit(self) -> None:
+        self.fh.write("\n]\n" if self.count else "]\n")
+        super().commit()
+
+
+class JsonlWriter(_TextFile):
+    def write_json(self, text: str) -> None:
+        self.fh.write(text + "\n")
+        self.count += 1
+
+
+class ParquetWriter:
+    """Rows buffered as columns and written in row groups of `group_rows` (fixed: same bytes)."""
+
+    def __init__(self, path: Path, schema: pa.Schema, group_rows: int = 2048) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.tmp, self.schema, self.group_rows = path, _tmp(path), schema, group_rows
+        self.columns: dict[str, list[Any]] = {name: [] for name in schema.names}
+        self.count = 0
+        self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
+
+    def write_row(self, row: dict[str, Any]) -> None:
+        for name, values in self.columns.items():
+            values.append(row[name])
+        self.count += 1
+        if len(self.columns[self.schema.names[0]]) >= self.group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.columns[self.schema.names[0]]:
+            self.writer.write_table(pa.Table.from_pydict(self.columns, schema=self.schema))
+            self.columns = {name: [] for name in self.schema.names}
+
+    def commit(self) -> None:
+        self._flush()
+        self.writer.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        try:
+            self.writer.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(path)
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(path)
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class FileSet:
+    """The files of one output, committed together or not at all."""
+
+    def __init__(self) -> None:
+        self.files: list[_TextFile | ParquetWriter] = []
+
+    def add(self, writer: Any) -> Any:
+        self.files.append(writer)
+        return writer
+
+    def commit(self) -> None:
+        for writer in self.files:
+            writer.commit()
+
+    def abort(self) -> None:
+        for writer in self.files:
+            writer.abort()
+
+
+def remove_files(paths: list[Path]) -> None:
+    """Files an earlier run wrote that this run does not (an eval split that is now empty)."""
+    for path in paths:
+        path.unlink(missing_ok=True)
