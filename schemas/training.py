@@ -1,8 +1,10 @@
 """Recipe `outputs` that write training files: token files, trainer exports, calibration windows.
 
-One model per output, told apart by `format`. They join the recipe's output list as
+One model per output, told apart by `format`. They join the recipe's output list in one
+discriminated union with the existing OutputConfig,
 
-    outputs: list[Annotated[OutputConfig | TrainingOutputConfig-members, Field(discriminator="format")]]
+    Annotated[OutputConfig | OpenChatTokensOutput | … | CalibrationOutput,
+              Field(discriminator="format")]
 
 and are written by tasks/training_outputs.py `write_training_output`.
 """

@@ -35,7 +35,13 @@ from tasks.training_io import FileSet, JsonListWriter, ParquetWriter, dumps
 PARQUET_SCHEMA = pa.schema(
     [("start", pa.int64()), ("input_ids", pa.list_(pa.int32())), ("text", pa.string())]
 )
-_BUILDERS = {".txt": "text", ".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
+_BUILDERS = {
+    ".txt": "text",
+    ".json": "json",
+    ".jsonl": "json",
+    ".parquet": "parquet",
+    ".csv": "csv",
+}
 
 
 class CalibrationError(ValueError):

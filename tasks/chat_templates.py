@@ -32,11 +32,15 @@ class ChatTemplate:
 
 # OpenChat v1's ochat/config/model_config.py MODEL_CONFIG_MAP (July 2023).
 BUILTIN_TEMPLATES: dict[str, ChatTemplate] = {
-    "openchat": ChatTemplate("openchat", True, "", "Human: ", "Assistant: ", "<|end_of_turn|>", 2048),
+    "openchat": ChatTemplate(
+        "openchat", True, "", "Human: ", "Assistant: ", "<|end_of_turn|>", 2048
+    ),
     "openchat_8192": ChatTemplate(
         "openchat_8192", True, "", "Human: ", "Assistant: ", "<|end_of_turn|>", 8192
     ),
-    "opencoder": ChatTemplate("opencoder", False, "", "User:", "Assistant:", "<|end_of_turn|>", 8192),
+    "opencoder": ChatTemplate(
+        "opencoder", False, "", "User:", "Assistant:", "<|end_of_turn|>", 8192
+    ),
 }
 
 
@@ -82,7 +86,9 @@ class ConversationEncoder:
         )
         self.prefix = {"system": system, "user": user, "assistant": assistant}
 
-    def encode(self, conversations: Sequence[Sequence[dict[str, str]]]) -> list[EncodedConversation]:
+    def encode(
+        self, conversations: Sequence[Sequence[dict[str, str]]]
+    ) -> list[EncodedConversation]:
         # One batched call for every message of the batch: the Rust side runs in parallel.
         contents = self.tok.encode([m["content"] for conv in conversations for m in conv])
         encoded, at = [], 0
@@ -91,7 +97,9 @@ class ConversationEncoder:
             at += len(conv)
         return encoded
 
-    def _one(self, messages: Sequence[dict[str, str]], contents: list[list[int]]) -> EncodedConversation:
+    def _one(
+        self, messages: Sequence[dict[str, str]], contents: list[list[int]]
+    ) -> EncodedConversation:
         header = Unit([], [], 0, 0)
         if self.bos is not None:
             header.ids.append(self.bos)

@@ -248,7 +248,7 @@ def _check(
     check_decode: bool,
 ) -> None:
     runs_of = []
-    for record, _, ids, mask, truncated, eos_added, _ in examples:
+    for record, _, ids, mask, _, eos_added, _ in examples:
         where = str(record["id"])
         check_ids_and_mask(ids, mask, vocab_size=tok.vocab_size, max_length=cutoff, where=where)
         expected: dict[int, int] = {}

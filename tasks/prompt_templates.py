@@ -36,7 +36,8 @@ _PREAMBLE = (
 
 ALPACA_TEMPLATES: dict[str, AlpacaTemplate] = {
     "alpaca": AlpacaTemplate(
-        _PREAMBLE_INPUT + "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n",
+        _PREAMBLE_INPUT
+        + "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n",
         _PREAMBLE + "### Instruction:\n{instruction}\n\n### Response:\n",
     ),
     "alpaca_legacy": AlpacaTemplate(
@@ -159,7 +160,7 @@ def render(
 
 
 def scaffolding() -> list[str]:
-    """The fixed text of every template (the shipped tokenizer learns it, data/make_tokenizer.py)."""
+    """The fixed text of every template (data/make_tokenizer.py trains the tokenizer on it)."""
     texts = [t.format(instruction="", input="") for t in ALPACA_TEMPLATES["alpaca"]]
     texts += [t.format(instruction="", input="") for t in SELFEE_PROMPT]
     texts += ["\n\n### Feedback 1:\n", "\n\n### Revision 1:\n", "\n\n### Feedback 2:\n"]

@@ -69,7 +69,9 @@ class _SplitFiles:
         it = iter(paths)
         self.tokens = files.add(JsonListWriter(next(it)))
         self.text = files.add(JsonListWriter(next(it))) if config.text_files else None
-        self.parquet = files.add(ParquetWriter(next(it), PARQUET_SCHEMA)) if config.parquet else None
+        self.parquet = (
+            files.add(ParquetWriter(next(it), PARQUET_SCHEMA)) if config.parquet else None
+        )
 
 
 def write_openchat_tokens(
@@ -177,7 +179,9 @@ def _check(
         runs_of.append(supervised_runs(piece.mask))
     if not check_decode:
         return
-    decoded = tok.decode_batch([p.ids[a:b] for (*_, p), runs in zip(kept, runs_of) for a, b in runs])
+    decoded = tok.decode_batch(
+        [p.ids[a:b] for (*_, p), runs in zip(kept, runs_of, strict=True) for a, b in runs]
+    )
     at = 0
     for (record, _, index, piece), runs in zip(kept, runs_of, strict=True):
         messages = record_messages(record)[piece.start : piece.end]

@@ -109,9 +109,7 @@ def _load(path: str, special_tokens: tuple[str, ...], revision: str | None) -> L
     backend.no_truncation()  # a tokenizer.json may ship truncation/padding: we cut ourselves
     backend.no_padding()
     special_ids = frozenset(
-        token_id
-        for token_id, added in backend.get_added_tokens_decoder().items()
-        if added.special
+        token_id for token_id, added in backend.get_added_tokens_decoder().items() if added.special
     )
     bos_id = hf.bos_token_id
     probe = backend.encode("a", add_special_tokens=True).ids

@@ -204,7 +204,7 @@ def messages_from_llama_factory(row: dict[str, Any], entry: dict[str, Any]) -> l
     if system:
         out.append({"role": "system", "content": system})
     if entry.get("formatting", "alpaca") == "alpaca":
-        for user, assistant in row.get(columns.get("history", ""), None) or []:
+        for user, assistant in row.get(columns.get("history", "")) or []:
             out += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
         prompt = row[columns["prompt"]]
         query = row.get(columns.get("query", ""), "")

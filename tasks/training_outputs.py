@@ -45,9 +45,11 @@ def check_kind(config: TrainingOutput, kind: str) -> None:
     """Raise ValueError (one line, for `sftforge validate`) if `kind` records cannot be used."""
     allowed = kinds_for(config)
     if kind not in allowed:
-        what = f"{config.format} template {config.template!r}" if isinstance(
-            config, InstructionTokensOutput
-        ) else config.format
+        what = (
+            f"{config.format} template {config.template!r}"
+            if isinstance(config, InstructionTokensOutput)
+            else config.format
+        )
         raise ValueError(
             f"{what} needs {' or '.join(sorted(allowed))} records; "
             f"this recipe's final records are {kind}"

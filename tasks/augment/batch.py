@@ -260,6 +260,8 @@ class BatchProcessor:
             key = item.get("custom_id")
             response = item.get("response") or {}
             body = response.get("body")
+            if key and self.journal.done(key) is not None:
+                continue  # collected before a crash that came ahead of close_batch
             if key and response.get("status_code") == 200 and isinstance(body, dict):
                 raw = json.dumps(body, ensure_ascii=False)
                 _, _, prompt_tokens, completion_tokens = parse_completion(raw)

@@ -101,8 +101,13 @@ def throughput(n: int, rpm: int, tpm: int) -> dict:
     ok = [r for r in log if r["status"] == 200]
     steady = [r for r in ok if r["started_at"] >= t0 + 60]
     span = max(r["started_at"] for r in log) - (t0 + 60)
-    # What the server charged each request against its TPM: prompt estimate + max_tokens.
-    charged = sum(len(json.dumps(r["body"])) // 4 + r["body"]["max_tokens"] for r in steady)
+    # What the server charged each request against its TPM: a quarter of the body's bytes
+    # (compact JSON, as the client sends it) plus max_tokens.
+    charged = sum(
+        len(json.dumps(r["body"], ensure_ascii=False, separators=(",", ":")).encode()) // 4
+        + r["body"]["max_tokens"]
+        for r in steady
+    )
     return {
         "records": n,
         "done": sum(1 for r in out if r["status"] == "done"),

@@ -93,9 +93,9 @@ def test_sigkill_then_rerun_pays_nothing_twice_and_matches(
     start_server, api_env, tmp_path: Path
 ) -> None:
     # Latency makes the run last long enough to be killed with calls in flight.
-    server = start_server(latency_ms=40)
+    server = start_server(latency_ms=30)
     api_env(server)
-    records = make_records(16)
+    records = make_records(10)
     config = fast_config(concurrency=CONCURRENCY)
 
     reference = augment_records(records, config, tmp_path / "reference.sqlite")

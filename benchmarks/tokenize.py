@@ -1,0 +1,158 @@
+"""Benchmark: conversations → OpenChat token files with the project's tokenizer (issue 5 §7).
+
+    python benchmarks/tokenize.py                         # 20,000 conversations, 3 runs
+    python benchmarks/tokenize.py --conversations 80000   # memory must not grow with input
+
+Each run is a fresh process (so its peak RSS is its own) that streams the conversations from a
+generator — never holding the input — through tasks/token_files.py `write_openchat_tokens`
+with everything on: the checks of §6 (ids, masks, lengths, special tokens, supervised text
+decoded run by run), the .json token file, the .text.json decoded text and the parquet twin.
+Reported: tokens written per second of that call (median of the runs), text MB/s, and the
+peak RSS of the process (ru_maxrss) next to its RSS before the call.
+
+The conversations are the demo generator's (data/make_sharegpt_sample.py), answers converted to
+Markdown once by the project's html_to_markdown, then cycled with fresh ids up to the count.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Run as a script, this file's folder is on sys.path first, and this file's name would shadow
+# the standard library's `tokenize` (inspect and linecache import it): take the folder out.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def base_conversations(n: int = 600) -> list[dict[str, Any]]:
+    sys.path.insert(0, str(REPO / "data"))
+    import make_sharegpt_sample as sample
+
+    from tasks.html_to_markdown import html_to_markdown
+
+    roles = {"human": "user", "gpt": "assistant"}
+    convs = []
+    for item in sample.generate(n, seed=99, flawed_share=0.0):
+        assert isinstance(item, dict)
+        messages = [
+            {
+                "role": roles[t["from"]],
+                "content": html_to_markdown(t["value"]) if t["from"] == "gpt" else t["value"],
+            }
+            for t in item["conversations"]
+        ]
+        convs.append({"id": item["id"], "source": "bench", "model": None, "messages": messages})
+    return convs
+
+
+def stream(base: list[dict[str, Any]], count: int) -> Iterator[dict[str, Any]]:
+    for i in range(count):
+        conv = base[i % len(base)]
+        yield {**conv, "id": f"bench-{i}", "meta": {}}
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def child(count: int, long_conversations: str) -> dict[str, Any]:
+    from schemas.training import OpenChatTokensOutput, TokenizerConfig
+    from tasks.token_files import write_openchat_tokens
+    from tasks.tokenizer import load_tokenizer
+
+    config = OpenChatTokensOutput(
+        format="openchat_tokens",
+        tokenizer=TokenizerConfig(
+            path=str(REPO / "data" / "tokenizer"), special_tokens=["<|end_of_turn|>"]
+        ),
+        long_conversations=long_conversations,
+    )
+    load_tokenizer(config.tokenizer)  # loading is not part of the rate
+    base = base_conversations()
+    chars = sum(len(m["content"]) for c in base for m in c["messages"])
+    text_bytes = count / len(base) * sum(
+        len(m["content"].encode()) for c in base for m in c["messages"]
+    )
+    before = rss_mb()
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        result = write_openchat_tokens(
+            Path(tmp), config, lambda: stream(base, count), lambda record: "train"
+        )
+        seconds = time.perf_counter() - start
+    tokens = result["counts"]["train_tokens"]
+    return {
+        "conversations": count,
+        "tokens": tokens,
+        "seconds": seconds,
+        "tokens_per_s": tokens / seconds,
+        "text_mb_per_s": text_bytes / seconds / 1e6,
+        "chars_per_token": chars * count / len(base) / tokens,
+        "rss_before_mb": before,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--conversations", type=int, default=20000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--long-conversations", choices=["truncate", "split"], default="truncate")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.conversations, args.long_conversations)))
+        return
+    runs = []
+    for _ in range(args.runs):
+        proc = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                "--conversations",
+                str(args.conversations),
+                "--long-conversations",
+                args.long_conversations,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    rate = statistics.median(r["tokens_per_s"] for r in runs)
+    mbps = statistics.median(r["text_mb_per_s"] for r in runs)
+    print(
+        f"{args.conversations} conversations, {runs[0]['tokens']:,} tokens "
+        f"({runs[0]['chars_per_token']:.2f} chars/token), {args.runs} runs"
+    )
+    for r in runs:
+        print(
+            f"  {r['seconds']:.2f} s  {r['tokens_per_s']:,.0f} tokens/s  "
+            f"RSS before {r['rss_before_mb']:.0f} MB, peak {r['peak_rss_mb']:.0f} MB"
+        )
+    print(f"median: {rate:,.0f} tokens/s ({mbps:.1f} MB/s of text)")
+    print(f"peak RSS (max of runs): {max(r['peak_rss_mb'] for r in runs):.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""The backfill flow: run a recipe once per partition of its input (e.g. one per day).
+
+Each partition is its own flow run — a child run of the recipe flow here, or a run of a
+deployment (through a work pool and its workers). Partitions already completed with the
+same recipe hash are skipped; a failed one is retried; up to `parallel` run at a time.
+Interrupted and started again, it skips what finished and resumes the rest shard by shard.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NONE
+from prefect.futures import as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.recipe_flow import flow_for
+from schemas.loading import load_recipe
+from tasks.partitions import PartitionRun, completed_manifest, counts, forget, plan_partitions
+from tasks.workers import worker_pool
+
+
+class PartitionFailed(RuntimeError):
+    def __init__(self, key: str, detail: str, attempts: int) -> None:
+        super().__init__(f"partition {key}: {detail}")
+        self.detail, self.attempts = detail, attempts
+
+
+def _attempt() -> int:
+    from prefect.runtime import task_run
+
+    return int(task_run.run_count or 1)
+
+
+def _run_here(recipe_path: str, run: PartitionRun) -> dict[str, Any]:
+    recipe = load_recipe(recipe_path, sets=list(run.sets), inputs=run.inputs, out=run.out)
+    workers = recipe.runner.workers or os.cpu_count() or 1
+    return flow_for(workers, recipe.runner)(
+        recipe_path=recipe_path,
+        inputs=run.inputs,
+        out=run.out,
+        sets=list(run.sets),
+        quiet=True,
+    )
+
+
+def _run_deployment(recipe_path: str, run: PartitionRun, deployment: str) -> dict[str, Any]:
+    from prefect.deployments import run_deployment
+
+    flow_run = run_deployment(
+        deployment,
+        parameters={
+            "recipe_path": recipe_path,
+            "inputs": run.inputs,
+            "out": run.out,
+            "sets": list(run.sets),
+        },
+        timeout=None,  # wait for the run, however long the work pool takes to start it
+    )
+    state = flow_run.state
+    if state is None or not state.is_completed():
+        name = state.name if state else "unknown"
+        raise RuntimeError(f"flow run {flow_run.name}: {name}: {state.message if state else ''}")
+    try:  # shared storage: the worker wrote the partition where this process can read it
+        return json.loads((Path(run.out) / "manifest.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+@task(
+    name="partition", task_run_name="partition[{run.key}]", persist_result=False, cache_policy=NONE
+)
+def run_partition(recipe_path: str, run: PartitionRun, deployment: str | None) -> dict[str, Any]:
+    began = time.perf_counter()
+    try:
+        if deployment:
+            manifest = _run_deployment(recipe_path, run, deployment)
+        else:
+            manifest = _run_here(recipe_path, run)
+    except Exception as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PartitionFailed(run.key, detail, _attempt()) from exc
+    return {
+        **counts(manifest),
+        "attempts": _attempt(),
+        "seconds": round(time.perf_counter() - began, 2),
+    }
+
+
+def _say(quiet: bool, text: str) -> None:
+    if not quiet:
+        print(f"[backfill] {text}", file=sys.stderr, flush=True)
+
+
+@flow(name="sftforge-backfill", log_prints=False)
+def backfill(
+    recipe_path: str,
+    spec: str,
+    sets: list[str] | None = None,
+    inputs: dict[str, str] | None = None,
+    out: str | None = None,
+    force: bool = False,
+    retries: int = 1,
+    deployment: str | None = None,
+    quiet: bool = False,
+) -> list[dict[str, Any]]:
+    """One row per selected partition: partition, state, attempts, in, out, rejected,
+    seconds, error. States: completed, skipped (already done), failed, no input."""
+    recipe, runs = plan_partitions(recipe_path, spec, sets=sets, inputs=inputs, out=out)
+    rows: dict[str, dict[str, Any]] = {}
+    todo: list[PartitionRun] = []
+    for run in runs:
+        row: dict[str, Any] = {"partition": run.key}
+        if not run.has_input:
+            rows[run.key] = {**row, "state": "no input"}
+            continue
+        done = None if force else completed_manifest(run)
+        if done is not None:
+            rows[run.key] = {**row, "state": "skipped", **counts(done)}
+            continue
+        if force:
+            forget(run)
+        todo.append(run)
+    skipped = sum(r["state"] == "skipped" for r in rows.values())
+    _say(quiet, f"{len(todo)} partitions to run, {skipped} already done")
+
+    runner = recipe.runner
+    workers = runner.workers or os.cpu_count() or 1
+    attempt = run_partition.with_options(retries=retries, retry_delay_seconds=0)
+    # Partitions run here share one process pool instead of each starting its own.
+    with worker_pool(1 if deployment else workers, runner.kind):
+        submitted = [(run, attempt.submit(recipe_path, run, deployment)) for run in todo]
+        by_id = {id(future): run for run, future in submitted}
+        done = as_completed([future for _, future in submitted])
+        for finished, future in enumerate(done, start=1):
+            key = by_id[id(future)].key
+            state = future.state
+            if state.is_completed():
+                rows[key] = {"partition": key, "state": "completed", **future.result()}
+                row = rows[key]
+                _say(
+                    quiet,
+                    f"{key} completed ({finished}/{len(todo)}): {row.get('in', '-')} in, "
+                    f"{row.get('out', '-')} out, {row['seconds']:.1f} s",
+                )
+                continue
+            error = future.result(raise_on_failure=False)
+            attempts = getattr(error, "attempts", None)
+            detail = getattr(error, "detail", None) or str(error)
+            rows[key] = {"partition": key, "state": "failed", "attempts": attempts, "error": detail}
+            _say(
+                quiet, f"{key} failed ({finished}/{len(todo)}) after {attempts} attempts: {detail}"
+            )
+    return [rows[run.key] for run in runs]
+
+
+def backfill_flow_for(parallel: int) -> Any:
+    """The backfill flow with `parallel` threads: at most that many partitions at a time."""
+    return backfill.with_options(task_runner=ThreadPoolTaskRunner(max_workers=max(parallel, 1)))
