@@ -45,6 +45,7 @@ import argparse
 import importlib.util
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -229,19 +230,39 @@ class CommandRun:
     seconds: float
     returncode: int
     memory: MemoryPeaks
+    other_cpu_cores: float
     stderr_tail: str
 
 
+def cpu_seconds() -> tuple[float, float]:
+    """(busy CPU seconds of the whole machine, CPU seconds of this process and its children).
+
+    Children count once waited for, with their own waited-for descendants (so a whole
+    finished process tree).
+    """
+    t = psutil.cpu_times()
+    machine = t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+    ours = sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return machine, ours
+
+
 def run_sampled(cmd: list[str], env: dict[str, str], log: Path) -> CommandRun:
-    """Run a command, time it and sample its process tree; output goes to `log`."""
+    """Run a command, time it and sample its process tree; output goes to `log`.
+
+    Also measures how many cores other processes on the machine kept busy meanwhile.
+    """
     with log.open("w") as out:
+        machine0, ours0 = cpu_seconds()
         began = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
         with TreeSampler(proc.pid) as sampler:
             proc.wait()
         seconds = time.perf_counter() - began
+        machine1, ours1 = cpu_seconds()
+    other = max(0.0, (machine1 - machine0) - (ours1 - ours0)) / seconds
     tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-    return CommandRun(seconds, proc.returncode, sampler.peaks, tail)
+    return CommandRun(seconds, proc.returncode, sampler.peaks, other, tail)
 
 
 def check(run: CommandRun, what: str) -> None:
@@ -259,6 +280,7 @@ class SftforgeRun:
     memory: MemoryPeaks
     stages: list[dict[str, Any]]
     workers: int
+    other_cpu_cores: float
 
 
 def prefect_env(prefect_home: Path) -> dict[str, str]:
@@ -294,7 +316,7 @@ def run_sftforge(jsonl: str, work: Path, label: str, index: int, workers: int,
     if not keep:
         shutil.rmtree(out, ignore_errors=True)
     return SftforgeRun(run.seconds, manifest["wall_seconds"], run.memory, manifest["stages"],
-                       manifest["workers"])
+                       manifest["workers"], run.other_cpu_cores)
 
 
 # ---------------------------------------------------------------- FastChat
@@ -386,6 +408,7 @@ def sftforge_summary(runs: list[SftforgeRun], records: int) -> dict[str, Any]:
         "unaccounted_flow_seconds": flow - sum(s["approx_wall_seconds"] for s in stages),
         "stages": stages,
         **memory_summary([r.memory for r in runs]),
+        "other_cpu_cores": median(r.other_cpu_cores for r in runs),
         "runs": [asdict(r) for r in runs],
     }
 
@@ -396,7 +419,9 @@ def fastchat_summary(runs: list[CommandRun], records: int, cores: int) -> dict[s
         "command_seconds": median(r.seconds for r in runs),
         "conv_per_s": median(records / r.seconds for r in runs),
         **memory_summary([r.memory for r in runs]),
-        "runs": [{"seconds": r.seconds, "memory": asdict(r.memory)} for r in runs],
+        "other_cpu_cores": median(r.other_cpu_cores for r in runs),
+        "runs": [{"seconds": r.seconds, "memory": asdict(r.memory),
+                  "other_cpu_cores": r.other_cpu_cores} for r in runs],
     }
 
 
@@ -444,6 +469,7 @@ def print_sftforge(label: str, s: dict[str, Any], repeats: int) -> None:
     print_table("per stage (conv/s = in / work seconds; for pooled stages: per worker)",
                 ["stage", "runs in", "in", "out", "work s", "conv/s", "~wall s"], rows)
     print_memory(s)
+    print(f"other processes on the machine kept {s['other_cpu_cores']:.2f} cores busy meanwhile")
 
 
 def print_memory(s: dict[str, Any]) -> None:
@@ -459,9 +485,10 @@ def print_fastchat(results: dict[str, Any], repeats: int) -> None:
             f = results[key]
             rows.append([f"{f['cores']} core(s)", f"{f['command_seconds']:.2f}",
                          f"{f['conv_per_s']:,.0f}", fmt_mb(f["peak_total_rss_mb"]),
-                         fmt_mb(f["peak_single_rss_mb"])])
+                         fmt_mb(f["peak_single_rss_mb"]), f"{f['other_cpu_cores']:.2f}"])
     print_table(f"FastChat clean_sharegpt.py (fschat 0.2.36), median of {repeats}",
-                ["cores", "seconds", "conv/s", "peak RSS total", "peak RSS single"], rows)
+                ["cores", "seconds", "conv/s", "peak RSS total", "peak RSS single",
+                 "other load (cores)"], rows)
 
 
 def ratio_rows(results: dict[str, Any]) -> list[list[str]]:
@@ -537,7 +564,8 @@ def benchmark(args: argparse.Namespace, work: Path) -> tuple[dict[str, Any], Inp
             runs.append(run_sftforge(info.jsonl, work, label, i, workers, one_core,
                                      args.keep is not None))
             print(f"{label} run {i}: command {runs[-1].command_seconds:.1f} s, "
-                  f"flow {runs[-1].flow_seconds:.1f} s", flush=True)
+                  f"flow {runs[-1].flow_seconds:.1f} s, other load "
+                  f"{runs[-1].other_cpu_cores:.2f} cores", flush=True)
         results[label] = sftforge_summary(runs, args.records)
     if args.fastchat and info.json_list:
         python = ensure_fastchat_venv()
@@ -546,7 +574,8 @@ def benchmark(args: argparse.Namespace, work: Path) -> tuple[dict[str, Any], Inp
             fruns = []
             for i in range(1, args.repeats + 1):
                 fruns.append(run_fastchat(python, info.json_list, work, n, i))
-                print(f"FastChat {n} core(s) run {i}: {fruns[-1].seconds:.1f} s", flush=True)
+                print(f"FastChat {n} core(s) run {i}: {fruns[-1].seconds:.1f} s, other load "
+                      f"{fruns[-1].other_cpu_cores:.2f} cores", flush=True)
             results[key] = fastchat_summary(fruns, info.fastchat_records, n)
     return results, info
 
