@@ -14,6 +14,7 @@ setup: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(BIN)/sftforge run configs/demo.yaml
+	$(BIN)/sftforge run configs/demo_selfee.yaml
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q

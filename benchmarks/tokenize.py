@@ -7,8 +7,10 @@ Each run is a fresh process (so its peak RSS is its own) that streams the conver
 generator — never holding the input — through tasks/token_files.py `write_openchat_tokens`
 with everything on: the checks of §6 (ids, masks, lengths, special tokens, supervised text
 decoded run by run), the .json token file, the .text.json decoded text and the parquet twin.
-Reported: tokens written per second of that call (median of the runs), text MB/s, and the
-peak RSS of the process (ru_maxrss) next to its RSS before the call.
+Reported: tokens written per second of that call (median of the runs), text MB/s, the CPU
+seconds it used (both cores busy: CPU ≈ 2 × wall), and the peak RSS of the process (ru_maxrss)
+next to its RSS before the call. For scale, each run also times the tokenizer alone
+(`encode_batch` of the same messages, same batch size): the ceiling for the whole pipeline.
 
 The conversations are the demo generator's (data/make_sharegpt_sample.py), answers converted to
 Markdown once by the project's html_to_markdown, then cycled with fresh ids up to the count.
@@ -88,22 +90,33 @@ def child(count: int, long_conversations: str) -> dict[str, Any]:
     load_tokenizer(config.tokenizer)  # loading is not part of the rate
     base = base_conversations()
     chars = sum(len(m["content"]) for c in base for m in c["messages"])
-    text_bytes = count / len(base) * sum(
-        len(m["content"].encode()) for c in base for m in c["messages"]
+    text_bytes = (
+        count / len(base) * sum(len(m["content"].encode()) for c in base for m in c["messages"])
     )
     before = rss_mb()
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
+        cpu, start = time.process_time(), time.perf_counter()
         result = write_openchat_tokens(
             Path(tmp), config, lambda: stream(base, count), lambda record: "train"
         )
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     tokens = result["counts"]["train_tokens"]
+    backend = load_tokenizer(config.tokenizer).backend
+    texts = [m["content"] for c in base for m in c["messages"]]
+    batch = config.batch_size * len(texts) // len(base)
+    encoded, start = 0, time.perf_counter()
+    for _ in range(count // len(base)):
+        for at in range(0, len(texts), batch):
+            encodings = backend.encode_batch(texts[at : at + batch], add_special_tokens=False)
+            encoded += sum(len(e.ids) for e in encodings)
+    encode_seconds = time.perf_counter() - start
     return {
         "conversations": count,
         "tokens": tokens,
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "tokens_per_s": tokens / seconds,
+        "encode_only_tokens_per_s": encoded / encode_seconds,
         "text_mb_per_s": text_bytes / seconds / 1e6,
         "chars_per_token": chars * count / len(base) / tokens,
         "rss_before_mb": before,
@@ -147,10 +160,14 @@ def main() -> None:
     )
     for r in runs:
         print(
-            f"  {r['seconds']:.2f} s  {r['tokens_per_s']:,.0f} tokens/s  "
+            f"  {r['seconds']:.2f} s (CPU {r['cpu_seconds']:.2f} s)  {r['tokens_per_s']:,.0f} "
+            f"tokens/s  [tokenizer alone: {r['encode_only_tokens_per_s']:,.0f} tokens/s]  "
             f"RSS before {r['rss_before_mb']:.0f} MB, peak {r['peak_rss_mb']:.0f} MB"
         )
+    alone = statistics.median(r["encode_only_tokens_per_s"] for r in runs)
     print(f"median: {rate:,.0f} tokens/s ({mbps:.1f} MB/s of text)")
+    print(f"median, tokenizer alone (encode_batch, no files): {alone:,.0f} tokens/s")
+    print(f"load average during the runs: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print(f"peak RSS (max of runs): {max(r['peak_rss_mb'] for r in runs):.0f} MB")
 
 

@@ -140,9 +140,10 @@ def backfill(
         done = as_completed([future for _, future in submitted])
         for finished, future in enumerate(done, start=1):
             key = by_id[id(future)].key
-            state = future.state
-            if state.is_completed():
-                rows[key] = {"partition": key, "state": "completed", **future.result()}
+            # The result, not `future.state`: that is read back from the API and may lag.
+            value = future.result(raise_on_failure=False)
+            if not isinstance(value, BaseException):
+                rows[key] = {"partition": key, "state": "completed", **value}
                 row = rows[key]
                 _say(
                     quiet,
@@ -150,7 +151,7 @@ def backfill(
                     f"{row.get('out', '-')} out, {row['seconds']:.1f} s",
                 )
                 continue
-            error = future.result(raise_on_failure=False)
+            error = value
             attempts = getattr(error, "attempts", None)
             detail = getattr(error, "detail", None) or str(error)
             rows[key] = {"partition": key, "state": "failed", "attempts": attempts, "error": detail}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
+from pathlib import Path
 from typing import NoReturn
 
 from schemas.loading import ConfigError, load_recipe, resolve_source_files
@@ -82,6 +84,98 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from tasks.partitions import plan_partitions
+
+    # Misuse (no partitions declared, a bad SPEC, nothing on disk) is exit 2 before Prefect.
+    plan_partitions(
+        args.config, args.partitions, sets=args.set, inputs=_inputs(args.input), out=args.out
+    )
+    _prefect_defaults(args.verbose)
+
+    from rich.console import Console
+
+    from flows.backfill_flow import backfill_flow_for
+    from flows.progress import backfill_table
+
+    began = time.perf_counter()
+    state = backfill_flow_for(args.parallel)(
+        recipe_path=args.config,
+        spec=args.partitions,
+        sets=args.set,
+        inputs=_inputs(args.input),
+        out=args.out,
+        force=args.force,
+        retries=args.retries,
+        deployment=args.deployment,
+        quiet=args.quiet,
+        return_state=True,
+    )
+    if not state.is_completed():
+        print(f"sftforge: backfill failed: {state.result(raise_on_failure=False)}", file=sys.stderr)
+        return 1
+    rows = state.result()
+    seconds = time.perf_counter() - began
+    where = f"deployment {args.deployment}" if args.deployment else "this machine"
+    title = (
+        f"sftforge backfill · {args.config} · {args.partitions} · {where} · "
+        f"parallel {args.parallel} · {seconds:.1f} s"
+    )
+    Console().print(backfill_table(rows, title))
+    return 1 if any(row["state"] == "failed" for row in rows) else 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from tasks.hub import HubError
+
+    out = Path(args.out)
+    if not (out / "manifest.json").is_file():
+        raise ConfigError(f"{out}: no manifest.json (is this a finished run's output directory?)")
+    if "/" not in args.repo_id or args.repo_id.count("/") != 1:
+        raise ConfigError(f"--repo-id {args.repo_id}: expected ORG/NAME")
+    if args.max_shard_mb <= 0:
+        raise ConfigError("--max-shard-mb: expected a positive number")
+    from tasks.publish import push
+
+    token = None
+    try:
+        if args.dry_run is None:
+            _prefect_defaults(verbose=False)
+            from tasks.hub import hub_token
+
+            token = hub_token(args.token_block)
+        result = push(
+            out,
+            args.repo_id,
+            private=args.private,
+            dry_run=Path(args.dry_run) if args.dry_run else None,
+            token=token,
+            max_shard_bytes=int(args.max_shard_mb * 1_000_000),
+        )
+    except HubError as exc:
+        raise ConfigError(str(exc)) from None
+    except Exception as exc:  # the Hub refused or could not be reached: the run failed
+        from tasks.hub import redact
+
+        print(
+            f"sftforge: push failed: {redact(f'{type(exc).__name__}: {exc}', token)}",
+            file=sys.stderr,
+        )
+        return 1
+    print(result)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if not (out / "manifest.json").is_file():
+        raise ConfigError(f"{out}: no manifest.json (is this a finished run's output directory?)")
+    from tasks.report import write_report
+
+    print(write_report(out))
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     _checked_recipe(args)
     print(f"{args.config}: ok")
@@ -119,6 +213,57 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a recipe and its inputs")
     recipe_args(validate)
     validate.set_defaults(fn=cmd_validate)
+
+    backfill = sub.add_parser(
+        "backfill", help="run a recipe once per partition of its input (e.g. per day)"
+    )
+    recipe_args(backfill)
+    backfill.add_argument(
+        "--partitions",
+        required=True,
+        metavar="SPEC",
+        help="2023-04-01..2023-04-30, a list a,b,c, or all",
+    )
+    backfill.add_argument(
+        "--force", action="store_true", help="rerun partitions that are already complete"
+    )
+    backfill.add_argument(
+        "--parallel", type=int, default=1, metavar="K", help="partitions at a time (default 1)"
+    )
+    backfill.add_argument(
+        "--retries", type=int, default=1, metavar="N", help="retries of a failed partition"
+    )
+    backfill.add_argument(
+        "--deployment",
+        metavar="NAME",
+        help="run each partition through this deployment, "
+        "e.g. sftforge/openchat_sharegpt (needs PREFECT_API_URL and a worker)",
+    )
+    backfill.add_argument("--quiet", action="store_true", help="only the final table")
+    backfill.add_argument("--verbose", action="store_true", help="show Prefect's task logs")
+    backfill.set_defaults(fn=cmd_backfill)
+
+    push = sub.add_parser("push", help="publish a run's dataset on the Hugging Face Hub")
+    push.add_argument("out", help="the run's output directory")
+    push.add_argument("--repo-id", required=True, metavar="ORG/NAME")
+    push.add_argument("--private", action="store_true", help="create the repository private")
+    push.add_argument(
+        "--dry-run", metavar="DIR", help="write what would be uploaded to DIR; upload nothing"
+    )
+    push.add_argument(
+        "--token-block",
+        metavar="NAME",
+        default=os.environ.get("SFTFORGE_HF_TOKEN_BLOCK"),
+        help="Prefect Secret block holding the token when HF_TOKEN is not set",
+    )
+    push.add_argument(
+        "--max-shard-mb", type=float, default=500.0, help="largest parquet shard (default 500)"
+    )
+    push.set_defaults(fn=cmd_push)
+
+    report = sub.add_parser("report", help="write OUT/report.html with plots of a run")
+    report.add_argument("out", help="the run's output directory")
+    report.set_defaults(fn=cmd_report)
     return parser
 
 

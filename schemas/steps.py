@@ -13,6 +13,8 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.augment import AugmentStep as _AugmentOptions
+
 CONVERSATION = ("conversation",)
 INSTRUCTION = ("instruction", "augmented")
 ANY_KIND = CONVERSATION + INSTRUCTION
@@ -106,6 +108,20 @@ class SamplePerGroupStep(StepBase):
     datasets: list[str] | None = None
 
 
+class AugmentStep(_AugmentOptions):
+    """SelFee's answer -> feedback -> revision loop (options: schemas/augment.py)."""
+
+    kinds: ClassVar[tuple[str, ...]] = INSTRUCTION
+    # Only records of these datasets are augmented (SelFee: the `selfee` preset for Alpaca and
+    # ShareGPT, `selfee_teacher` for FLAN, math and code); the others pass through unchanged.
+    datasets: list[str] | None = None
+    # Demo: with no OPENAI_BASE_URL set, start a local llmock server and use it.
+    local_server: bool = False
+
+    def output_kind(self, input_kind: str) -> str:
+        return "augmented"
+
+
 StepConfig = Annotated[
     HtmlToMarkdownStep
     | CheckStructureStep
@@ -114,7 +130,8 @@ StepConfig = Annotated[
     | FilterModelStep
     | FilterLanguageStep
     | FilterQuestionStep
-    | SamplePerGroupStep,
+    | SamplePerGroupStep
+    | AugmentStep,
     Field(discriminator="step"),
 ]
 
@@ -127,8 +144,10 @@ STEP_TYPES: tuple[str, ...] = (
     "filter_language",
     "filter_question",
     "sample_per_group",
+    "augment",
 )
 
 # Steps that need every shard before them in input order (they run once, in order);
 # the others run shard by shard in parallel.
-GLOBAL_STEPS: frozenset[str] = frozenset({"dedup_exact", "sample_per_group"})
+# augment is global too: one rate limiter and one journal for all shards.
+GLOBAL_STEPS: frozenset[str] = frozenset({"dedup_exact", "sample_per_group", "augment"})

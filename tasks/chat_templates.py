@@ -89,8 +89,15 @@ class ConversationEncoder:
     def encode(
         self, conversations: Sequence[Sequence[dict[str, str]]]
     ) -> list[EncodedConversation]:
-        # One batched call for every message of the batch: the Rust side runs in parallel.
-        contents = self.tok.encode([m["content"] for conv in conversations for m in conv])
+        return self.assemble(conversations, self.encode_contents(conversations))
+
+    def encode_contents(self, conversations: Sequence[Sequence[dict[str, str]]]) -> list[list[int]]:
+        """Every message of the batch in one batched call: the Rust side runs in parallel."""
+        return self.tok.encode([m["content"] for conv in conversations for m in conv])
+
+    def assemble(
+        self, conversations: Sequence[Sequence[dict[str, str]]], contents: list[list[int]]
+    ) -> list[EncodedConversation]:
         encoded, at = [], 0
         for conv in conversations:
             encoded.append(self._one(conv, contents[at : at + len(conv)]))

@@ -126,7 +126,7 @@ def _sources(recipe: dict[str, Any], stats: RunStats) -> str:
         )
     if not rows:
         return "The run's recipe was not recorded (OUT/recipe.yaml is missing)."
-    return _table(["source", "format", "dataset / path", "license", "records read", "kept"], rows)
+    return _table(["source", "format", "dataset / path", "license", "records parsed", "kept"], rows)
 
 
 def _stages(manifest: dict[str, Any]) -> str:

@@ -26,6 +26,7 @@ from tasks.read_sources import iter_source
 from tasks.read_stage import SourceConverter, reject_row
 from tasks.shards import (
     STATE_DIR,
+    WORK_DIR,
     load_marker,
     read_records,
     remove_parts_from,
@@ -274,22 +275,62 @@ def run_global_stage(
     that needs to see everything first (a sample) gets a `prepare` pass over all shards.
     """
     (stage,) = segment.stages
-    fn = build_step(stage.step, seed)
+    fn = build_step(stage.step, seed, out / WORK_DIR / "augment" / stage.stage)
     prepare = getattr(fn, "prepare", None)
     if prepare is not None:
         columns = getattr(fn, "prepare_columns", None)
         prepare(_shard_records(out, segment.input_stage, stage.input_kind, shards, columns))
-    all_stats = []
-    for shard in range(shards):
-        records = read_records(stage_part(out, segment.input_stage, shard), stage.input_kind)
-        done = load_marker(out, stage.stage, shard, stage.fingerprint)
-        began = time.perf_counter()
+    try:
+        return [_global_shard(out, segment, stage, fn, shard) for shard in range(shards)]
+    finally:
+        close = getattr(fn, "close", None)
+        if close is not None:
+            close()
+
+
+def _global_shard(
+    out: Path, segment: Segment, stage: StagePlan, fn: Any, shard: int
+) -> dict[str, Any]:
+    done = load_marker(out, stage.stage, shard, stage.fingerprint)
+    batch = getattr(fn, "apply_batch", None)
+    if done is not None and batch is not None:
+        return done  # a batch step keeps no state between shards: nothing to replay
+    records = read_records(stage_part(out, segment.input_stage, shard), stage.input_kind)
+    began = time.perf_counter()
+    if batch is not None:
+        kept, rejects = batch(records), []
+    else:
         kept, rejects = apply_step(fn, records)
-        if done is None:
-            done = shard_stats(
-                stage.fingerprint, len(records), kept, rejects, time.perf_counter() - began
-            )
-            write_stage_shard(out, stage.stage, shard, stage.kind, kept, rejects)
-            save_marker(out, stage.stage, shard, done)
-        all_stats.append(done)
-    return all_stats
+    if done is not None:
+        return done
+    stats = shard_stats(stage.fingerprint, len(records), kept, rejects, time.perf_counter() - began)
+    write_stage_shard(out, stage.stage, shard, stage.kind, kept, rejects)
+    if stage.kind == "augmented":
+        stats["augment"] = augment_summary(kept, getattr(stage.step, "datasets", None))
+        if stats["augment"]["failed"]:
+            # Written (nothing is dropped) but not marked done: the next run retries the failed
+            # records, and the journal answers the calls that had already succeeded.
+            return stats
+    save_marker(out, stage.stage, shard, stats)
+    return stats
+
+
+def augment_summary(records: list[dict[str, Any]], datasets: list[str] | None) -> dict[str, Any]:
+    """Per shard, for the manifest: iterations, truncation, failures, tokens and cost."""
+    iterations: Counter[str] = Counter()
+    summary: dict[str, Any] = {"failed": 0, "iteration_truncated": 0, "context_truncated": 0,
+                               "prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0}
+    for record in records:
+        if record.get("status") is None or (datasets and record.get("dataset") not in datasets):
+            continue  # not one of this step's datasets
+        iterations[str(record.get("iteration") or 0)] += 1
+        summary["failed"] += record["status"] == "failed"
+        summary["iteration_truncated"] += bool(record.get("iteration_truncated"))
+        summary["context_truncated"] += bool(record.get("truncated"))
+        usage = record.get("usage") or {}
+        summary["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
+        summary["completion_tokens"] += int(usage.get("completion_tokens") or 0)
+        summary["cost"] += float(usage.get("cost") or 0.0)
+    summary["cost"] = round(summary["cost"], 6)
+    summary["iterations"] = dict(sorted(iterations.items(), key=lambda kv: int(kv[0])))
+    return summary

@@ -22,15 +22,16 @@ How the trainers built them, and what is kept:
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from tokenizers import Encoding
 
 from schemas.training import InstructionTokensOutput
+from tasks.prefetch import ahead
 from tasks.prompt_templates import Segment, Skip, render
 from tasks.token_checks import (
     check_ids_and_mask,
@@ -74,16 +75,29 @@ def _spans(segments: Sequence[Segment]) -> list[tuple[int, int]]:
     return spans
 
 
-def mask_by_offsets(
-    offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]
+def mask_by_chars(
+    encoding: Encoding, spans: Sequence[tuple[int, int]], length: int
 ) -> list[bool] | None:
-    """Supervision per token from character spans; None if a token straddles a span edge."""
-    starts = [start for start, _ in offsets]
-    mask = [False] * len(offsets)
+    """Supervision per token from character spans; None if a token straddles a span edge.
+
+    Only the tokens at the span edges are looked up (Encoding.char_to_token, in Rust): converting
+    every token's offsets to Python would cost more than the rest of the example.
+    """
+    n = len(encoding.ids)
+    mask = [False] * n
+
+    def first_token_at(char: int) -> int | None:
+        """The index of the token that starts exactly at `char` (n at the end of the text)."""
+        if char >= length:
+            return n
+        index = encoding.char_to_token(char)
+        if index is None or encoding.token_to_chars(index)[0] != char:
+            return None  # the token holding `char` began earlier: it holds both sides
+        return index
+
     for a, b in spans:
-        i, j = bisect_left(starts, a), bisect_left(starts, b)
-        # the token before position i must end by a (likewise for b): else it holds both sides
-        if (i > 0 and offsets[i - 1][1] > a) or (j > 0 and offsets[j - 1][1] > b):
+        i, j = first_token_at(a), first_token_at(b)
+        if i is None or j is None:
             return None
         mask[i:j] = [True] * (j - i)
     return mask
@@ -93,15 +107,25 @@ def tokenize_segments(
     tok: LoadedTokenizer, batch: Sequence[Sequence[Segment]]
 ) -> list[tuple[list[int], list[bool], bool]]:
     """(ids, mask, retokenized) per record: whole text, or segment by segment if it must."""
-    encoded = tok.encode_with_offsets(["".join(text for text, _ in segs) for segs in batch])
+    texts = ["".join(text for text, _ in segs) for segs in batch]
+    return assemble_segments(tok, batch, texts, tok.encode_raw(texts))
+
+
+def assemble_segments(
+    tok: LoadedTokenizer,
+    batch: Sequence[Sequence[Segment]],
+    texts: Sequence[str],
+    encodings: Sequence[Encoding],
+) -> list[tuple[list[int], list[bool], bool]]:
     results = []
-    for segments, (ids, offsets) in zip(batch, encoded, strict=True):
-        mask = mask_by_offsets(offsets, _spans(segments))
+    for segments, text, encoding in zip(batch, texts, encodings, strict=True):
+        mask = mask_by_chars(encoding, _spans(segments), len(text))
         if mask is not None:
-            results.append((ids, mask, False))
+            results.append((encoding.ids, mask, False))
             continue
         parts = tok.encode([text for text, _ in segments])
-        ids, mask = [], []
+        ids: list[int] = []
+        mask = []
         for (_, supervised), part in zip(segments, parts, strict=True):
             ids += part
             mask += [supervised] * len(part)
@@ -170,25 +194,40 @@ def write_instruction_tokens(
             files.add(ParquetWriter(parquet, PARQUET_SCHEMA)),
         )
 
-    try:
-        open_split("train")
-        for batch in batched(records(), config.batch_size):
-            rendered: list[tuple[dict[str, Any], str, list[Segment]]] = []
-            for record in batch:
-                split = splitter(record)
-                if split not in writers:
-                    open_split(split)
-                segments = render(
+    def prepare(batch: list[dict[str, Any]]) -> tuple[list[Any], list[str], list[Encoding]]:
+        """Render and encode one batch; runs a batch ahead, in a thread (see tasks/prefetch)."""
+        rendered = [
+            (
+                record,
+                render(
                     config.template,
                     record,
                     train_on_inputs=config.train_on_inputs,
                     mask_human=config.mask_human,
-                )
+                ),
+            )
+            for record in batch
+        ]
+        texts = [
+            "".join(text for text, _ in segs) for _, segs in rendered if not isinstance(segs, Skip)
+        ]
+        return rendered, texts, tok.encode_raw(texts)
+
+    try:
+        open_split("train")
+        for _, (prepared, texts, encodings) in ahead(
+            batched(records(), config.batch_size), prepare
+        ):
+            rendered: list[tuple[dict[str, Any], str, list[Segment]]] = []
+            for record, segments in prepared:
+                split = splitter(record)
+                if split not in writers:
+                    open_split(split)
                 if isinstance(segments, Skip):
                     counts[f"skipped_{segments.reason}"] += 1
                     continue
                 rendered.append((record, split, segments))
-            tokenized = tokenize_segments(tok, [segs for *_, segs in rendered])
+            tokenized = assemble_segments(tok, [segs for *_, segs in rendered], texts, encodings)
             examples = []
             for (record, split, segments), (ids, mask, retokenized) in zip(
                 rendered, tokenized, strict=True

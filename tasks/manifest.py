@@ -40,17 +40,33 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def _add(total: dict[str, Any], part: dict[str, Any]) -> None:
+    """Sum nested counters (the augment summary: numbers and {iteration: count})."""
+    for key, value in part.items():
+        if isinstance(value, dict):
+            _add(total.setdefault(key, {}), value)
+        else:
+            total[key] = total.get(key, 0) + value
+
+
 def stage_totals(name: str, shard_stats: list[dict[str, Any]]) -> dict[str, Any]:
     rejected: Counter[str] = Counter()
     for stats in shard_stats:
         rejected.update(stats["rejected"])
-    return {
+    totals = {
         "name": name,
         "in": sum(s["in"] for s in shard_stats),
         "out": sum(s["out"] for s in shard_stats),
         "rejected": dict(sorted(rejected.items())),
         "seconds": round(sum(s["seconds"] for s in shard_stats), 3),
     }
+    augment: dict[str, Any] = {}
+    for stats in shard_stats:
+        _add(augment, stats.get("augment", {}))
+    if augment:
+        augment["cost"] = round(augment["cost"], 6)
+        totals["augment"] = augment
+    return totals
 
 
 def check_conservation(stages: list[dict[str, Any]]) -> None:

@@ -171,7 +171,7 @@ body { font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 64re
 h1 { margin-bottom: .2rem; } .sub { color: #666; margin-top: 0; }
 table { border-collapse: collapse; margin: 1rem 0; font-size: 14px; }
 th, td { border-bottom: 1px solid #ddd; padding: .25rem .6rem; text-align: right; }
-th:first-child, td:first-child, td.text { text-align: left; }
+th:first-child, td:first-child, .text { text-align: left; }
 figure.plot { margin: 2rem 0; } figure.plot svg { max-width: 100%; height: auto; }
 figcaption { font-weight: 600; margin-bottom: .4rem; } .note { color: #666; font-size: 13px; }
 """
@@ -196,7 +196,7 @@ def _stage_table(stages: list[dict[str, Any]]) -> str:
             f"<td>{rate}</td></tr>"
         )
     return (
-        "<table><thead><tr><th>stage</th><th>in</th><th>out</th><th>rejected</th>"
+        '<table><thead><tr><th>stage</th><th>in</th><th>out</th><th class="text">rejected</th>'
         "<th>seconds</th><th>records/s</th></tr></thead><tbody>"
         + "".join(rows)
         + "</tbody></table>"

@@ -24,7 +24,8 @@ import pyarrow.parquet as pq
 
 from schemas.records import JSON_FIELDS, REJECT_SCHEMA, SCHEMAS
 
-STATE_DIR = ".sftforge/state"
+WORK_DIR = ".sftforge"  # sftforge's own bookkeeping inside OUT
+STATE_DIR = f"{WORK_DIR}/state"
 _PART = re.compile(r"^part-(\d{5})\.(parquet|json)$")
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from schemas.steps import (
+    AugmentStep,
     CheckStructureStep,
     DedupExactStep,
     FilterBlockedWordsStep,
@@ -30,8 +32,12 @@ from tasks.sample_per_group import GroupSampler
 StepFn = Callable[[dict[str, Any]], "dict[str, Any] | Rejected"]
 
 
-def build_step(config: StepBase, seed: int = 0) -> StepFn:
-    """A fresh step function (stateful steps like dedup get fresh state)."""
+def build_step(config: StepBase | AugmentStep, seed: int = 0, workdir: Path | None = None) -> Any:
+    """A fresh step function (stateful steps like dedup get fresh state).
+
+    Most steps are `record -> record | Rejected`; a step that works a shard at a time (augment)
+    is an object with `apply_batch(records) -> records`, keeping its state under `workdir`.
+    """
     match config:
         case HtmlToMarkdownStep():
             return partial(convert_messages, roles=list(config.roles))
@@ -62,4 +68,8 @@ def build_step(config: StepBase, seed: int = 0) -> StepFn:
             return filter_question
         case SamplePerGroupStep():
             return GroupSampler(config.by, config.max, config.datasets, seed)
+        case AugmentStep():
+            from tasks.augment_step import AugmentShards
+
+            return AugmentShards(config, workdir or Path(".sftforge") / "augment" / config.stage)
     raise ValueError(f"no implementation for step {config!r}")

@@ -22,6 +22,7 @@ import pyarrow as pa
 from schemas.training import OpenChatTokensOutput
 from tasks.chat_templates import ConversationEncoder, resolve_template
 from tasks.long_conversations import Piece, fit
+from tasks.prefetch import ahead
 from tasks.prompt_templates import record_messages
 from tasks.token_checks import (
     check_ids_and_mask,
@@ -53,6 +54,10 @@ def batched(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[st
             batch = []
     if batch:
         yield batch
+
+
+def _messages(batch: list[dict[str, Any]]) -> list[list[dict[str, str]]]:
+    return [record_messages(r) for r in batch]
 
 
 def split_paths(folder: Path, name: str, split: str, config: OpenChatTokensOutput) -> list[Path]:
@@ -91,9 +96,9 @@ def write_openchat_tokens(
     counts: Counter[str] = Counter()
     try:
         splits["train"] = _SplitFiles(split_paths(folder, name, "train", config), config, files)
-        for batch in batched(records(), config.batch_size):
-            conversations = [record_messages(r) for r in batch]
-            encoded = encoder.encode(conversations)
+        batches = batched(records(), config.batch_size)
+        for batch, contents in ahead(batches, lambda b: encoder.encode_contents(_messages(b))):
+            encoded = encoder.assemble(_messages(batch), contents)
             kept: list[tuple[dict[str, Any], str, int, Piece]] = []
             for record, conv in zip(batch, encoded, strict=True):
                 split = splitter(record)  # whole conversations, before any splitting

@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from tokenizers import AddedToken, Tokenizer
+from tokenizers import AddedToken, Encoding, Tokenizer
 
 from schemas.training import TokenizerConfig
 
@@ -43,12 +43,9 @@ class LoadedTokenizer:
         """Token ids of each text, no special tokens added (batched, in parallel)."""
         return [e.ids for e in self.backend.encode_batch(list(texts), add_special_tokens=False)]
 
-    def encode_with_offsets(
-        self, texts: Sequence[str]
-    ) -> list[tuple[list[int], list[tuple[int, int]]]]:
-        """Ids and (start, end) character offsets of every token."""
-        encodings = self.backend.encode_batch(list(texts), add_special_tokens=False)
-        return [(e.ids, e.offsets) for e in encodings]
+    def encode_raw(self, texts: Sequence[str]) -> list[Encoding]:
+        """The backend's encodings (ids plus character alignment, queried lazily in Rust)."""
+        return self.backend.encode_batch(list(texts), add_special_tokens=False)
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.backend.decode(list(ids), skip_special_tokens=False)

@@ -6,11 +6,13 @@ a reader (or a rerun) never sees half a file; memory holds one buffered row grou
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -64,26 +66,37 @@ class JsonlWriter(_TextFile):
 
 
 class ParquetWriter:
-    """Rows buffered as columns and written in row groups of `group_rows` (fixed: same bytes)."""
+    """Rows buffered as columns and written in row groups of at most `group_rows` rows or
+    `group_values` list elements (token ids), whichever comes first: memory stays bounded
+    however long the examples are, and the same rows always give the same bytes."""
 
-    def __init__(self, path: Path, schema: pa.Schema, group_rows: int = 2048) -> None:
+    def __init__(
+        self, path: Path, schema: pa.Schema, group_rows: int = 2048, group_values: int = 1 << 20
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.path, self.tmp, self.schema, self.group_rows = path, _tmp(path), schema, group_rows
+        self.path, self.tmp, self.schema = path, _tmp(path), schema
+        self.group_rows, self.group_values = group_rows, group_values
         self.columns: dict[str, list[Any]] = {name: [] for name in schema.names}
-        self.count = 0
+        self.lists = [f.name for f in schema if pa.types.is_list(f.type)]
+        self.count = self.values = 0
         self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
 
     def write_row(self, row: dict[str, Any]) -> None:
         for name, values in self.columns.items():
             values.append(row[name])
         self.count += 1
-        if len(self.columns[self.schema.names[0]]) >= self.group_rows:
+        self.values += sum(len(row[name]) for name in self.lists)
+        if len(self.columns[self.schema.names[0]]) >= self.group_rows or (
+            self.values >= self.group_values
+        ):
             self._flush()
 
     def _flush(self) -> None:
         if self.columns[self.schema.names[0]]:
-            self.writer.write_table(pa.Table.from_pydict(self.columns, schema=self.schema))
+            arrays = [_array(self.columns[f.name], f.type) for f in self.schema]
+            self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
             self.columns = {name: [] for name in self.schema.names}
+            self.values = 0
 
     def commit(self) -> None:
         self._flush()
@@ -95,6 +108,21 @@ class ParquetWriter:
             self.writer.close()
         finally:
             self.tmp.unlink(missing_ok=True)
+
+
+def _array(values: list[Any], type_: pa.DataType) -> pa.Array:
+    """Lists of token ids as one flat numpy buffer plus offsets: ~5x faster than letting
+    pyarrow convert a list of Python lists."""
+    if not pa.types.is_list(type_):
+        return pa.array(values, type=type_)
+    offsets = np.zeros(len(values) + 1, dtype=np.int32)
+    np.cumsum([len(v) for v in values], out=offsets[1:])
+    flat = np.fromiter(
+        itertools.chain.from_iterable(values),
+        dtype=type_.value_type.to_pandas_dtype(),
+        count=int(offsets[-1]),
+    )
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=type_.value_type))
 
 
 def write_json_atomic(path: Path, value: Any) -> None:

@@ -57,8 +57,13 @@ def parquet_rows(folder: Path) -> list[dict]:
     return [r for p in sorted(folder.rglob("part-*.parquet")) for r in pq.read_table(p).to_pylist()]
 
 
+# The augment steps with nothing to do: data preparation only (tests/test_augment_flow.py
+# runs the loop itself against a real local server).
+NO_CALLS = [f"steps[{i}].datasets=[]" for i in (4, 5, 6)]
+
+
 def test_selfee_recipe(tmp_path):
-    body = run("selfee.yaml", tmp_path, SELFEE_INPUTS)
+    body = run("selfee.yaml", tmp_path, SELFEE_INPUTS, NO_CALLS)
     for stage in body["stages"]:
         assert stage["in"] == stage["out"] + sum(stage["rejected"].values())
     rows = parquet_rows(tmp_path / "dataset")
@@ -91,8 +96,8 @@ def test_selfee_recipe(tmp_path):
 
 
 def test_selfee_recipe_is_deterministic(tmp_path):
-    run("selfee.yaml", tmp_path / "a", SELFEE_INPUTS)
-    run("selfee.yaml", tmp_path / "b", SELFEE_INPUTS)
+    run("selfee.yaml", tmp_path / "a", SELFEE_INPUTS, NO_CALLS)
+    run("selfee.yaml", tmp_path / "b", SELFEE_INPUTS, NO_CALLS)
     for name in ("selfee.json", "selfee.jsonl"):
         assert (tmp_path / "a" / "export" / name).read_bytes() == (
             tmp_path / "b" / "export" / name
