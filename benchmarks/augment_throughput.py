@@ -1,8 +1,8 @@
 """Throughput and resume benchmark of the augment step (not a test; run it by hand).
 
-    python tests/augment/bench_augment_throughput.py throughput --records 1000 --rpm 600 \\
+    python benchmarks/augment_throughput.py throughput --records 1000 --rpm 600 \\
         --tpm 200000
-    python tests/augment/bench_augment_throughput.py resume --calls 100000
+    python benchmarks/augment_throughput.py resume --calls 100000
 
 `throughput` starts `llmock serve` with the quota, runs the loop on instructions that each
 take an answer and a feedback call, and reports the requests and tokens per minute the server
