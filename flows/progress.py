@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -27,6 +27,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 # A watch returns (records done, estimated total or None).
 Watch = Callable[[], tuple[int, int | None]]
@@ -276,15 +277,19 @@ def summary_table(body: dict[str, Any]) -> Table:
     return table
 
 
-def backfill_table(rows: list[dict[str, Any]], title: str) -> Table:
-    """One row per partition: state, attempts, counts, time, and the error of a failure."""
+def backfill_table(rows: list[dict[str, Any]], title: str) -> Group:
+    """One row per partition (state, attempts, counts, time); the errors of failed ones
+    follow the table, one line each, so that the table stays readable in 80 columns."""
     table = Table(title=title)
-    for column in ("partition", "state", "attempts", "in", "out", "rejected", "seconds", "error"):
+    for column in ("partition", "state", "attempts", "in", "out", "rejected", "seconds"):
         table.add_column(
-            column, justify="left" if column in ("partition", "state", "error") else "right"
+            column, justify="left" if column in ("partition", "state") else "right", no_wrap=True
         )
     styles = {"completed": "green", "skipped": "dim", "failed": "red", "no input": "yellow"}
+    counts: dict[str, int] = {}
+    errors = []
     for row in rows:
+        counts[row["state"]] = counts.get(row["state"], 0) + 1
 
         def num(key: str, row: dict[str, Any] = row) -> str:
             value = row.get(key)
@@ -299,10 +304,8 @@ def backfill_table(rows: list[dict[str, Any]], title: str) -> Table:
             num("out"),
             num("rejected"),
             "-" if seconds is None else f"{seconds:.1f}",
-            row.get("error") or "",
         )
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["state"]] = counts.get(row["state"], 0) + 1
+        if row.get("error"):
+            errors.append(Text(f"{row['partition']}: {row['error']}", style="red"))
     table.caption = ", ".join(f"{n} {state}" for state, n in counts.items())
-    return table
+    return Group(table, *errors)

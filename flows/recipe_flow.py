@@ -61,7 +61,8 @@ def _artifacts(body: dict[str, Any]) -> None:
         description=f"sftforge · {body['recipe']}: records per stage",
     )
     out = body["output_dir"]
-    links = [f"- {_link(kind, path)} `{path}`" for kind, path in body["outputs"].items()]
+    paths = {k: v["path"] if isinstance(v, dict) else v for k, v in body["outputs"].items()}
+    links = [f"- {_link(kind, path)} `{path}`" for kind, path in paths.items()]
     links.append(f"- {_link('manifest', f'{out}/manifest.json')} `{out}/manifest.json`")
     links.append(f"- {_link('rejects', f'{out}/rejects')} `{out}/rejects/<stage>/`")
     first, last = body["stages"][0], body["stages"][-1]

@@ -37,12 +37,22 @@ _MESSAGES = {
 }
 
 
+def _discriminator_tags() -> set[str]:
+    """Names pydantic puts in error locations for tagged unions (step types, output formats)."""
+    from schemas.recipe import OutputConfig
+    from schemas.training import TRAINING_FORMATS
+
+    formats = OutputConfig.model_fields["format"].annotation.__args__  # type: ignore[union-attr]
+    return set(STEP_TYPES) | set(TRAINING_FORMATS) | set(formats) | {"OutputConfig"}
+
+
 def _key_path(loc: tuple[Any, ...]) -> str:
+    tags = _discriminator_tags()
     parts: list[str] = []
     for i, item in enumerate(loc):
         if isinstance(item, int):
             parts[-1] = f"{parts[-1]}[{item}]" if parts else f"[{item}]"
-        elif i > 0 and isinstance(loc[i - 1], int) and item in STEP_TYPES:
+        elif i > 0 and isinstance(loc[i - 1], int) and item in tags:
             continue  # pydantic's discriminator tag, not a key the user wrote
         else:
             parts.append(str(item))
@@ -52,8 +62,10 @@ def _key_path(loc: tuple[Any, ...]) -> str:
 def _explain(err: dict[str, Any]) -> str:
     kind = err["type"]
     if kind == "union_tag_invalid":
-        tag = err.get("ctx", {}).get("tag")
-        return f"unknown step {tag!r} (known: {', '.join(STEP_TYPES)})"
+        ctx = err.get("ctx", {})
+        if ctx.get("discriminator") == "'format'":
+            return f"unknown format {ctx.get('tag')!r} (known: {ctx.get('expected_tags')})"
+        return f"unknown step {ctx.get('tag')!r} (known: {', '.join(STEP_TYPES)})"
     if kind == "union_tag_not_found":
         return "each step needs a `step:` key naming it"
     if kind == "literal_error":
@@ -209,8 +221,16 @@ def check_kinds(recipe: Recipe, recipe_path: str | Path) -> None:
                 f"records, but the records here are {kind} records"
             )
         kind = step.output_kind(kind)
+    from schemas.training import TRAINING_FORMATS
+    from tasks.training_outputs import check_kind
+
     for i, output in enumerate(recipe.outputs):
-        if output.format not in FORMATS_BY_KIND[kind]:
+        if output.format in TRAINING_FORMATS:
+            try:
+                check_kind(output, kind)  # type: ignore[arg-type]
+            except ValueError as exc:
+                raise ConfigError(f"{recipe_path}: outputs[{i}]: {exc}") from None
+        elif output.format not in FORMATS_BY_KIND[kind]:
             raise ConfigError(
                 f"{recipe_path}: outputs[{i}].format: {output.format} cannot hold {kind} records"
             )

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.steps import StepConfig
+from schemas.training import (
+    AxolotlOutput,
+    CalibrationOutput,
+    InstructionTokensOutput,
+    LlamaFactoryOutput,
+    OpenChatTokensOutput,
+    TrlOutput,
+)
 
 # Readers that need code rather than a mapping (tasks/converters.py): what each yields.
 CONVERTER_KINDS = {
@@ -121,6 +129,19 @@ class OutputConfig(_Strict):
     datasets: list[str] | None = None
 
 
+# Everything `outputs:` may hold: files in our formats, and training files (schemas/training.py).
+AnyOutput = Annotated[
+    OutputConfig
+    | OpenChatTokensOutput
+    | InstructionTokensOutput
+    | TrlOutput
+    | AxolotlOutput
+    | LlamaFactoryOutput
+    | CalibrationOutput,
+    Field(discriminator="format"),
+]
+
+
 class SplitConfig(_Strict):
     """A seeded train/eval split of the final records (by a hash of seed and id)."""
 
@@ -163,7 +184,7 @@ class Recipe(_Strict):
     seed: int = 0
     sources: list[SourceConfig] = Field(min_length=1)
     steps: list[StepConfig] = Field(default_factory=list)
-    outputs: list[OutputConfig] = Field(default_factory=lambda: [OutputConfig(format="parquet")])
+    outputs: list[AnyOutput] = Field(default_factory=lambda: [OutputConfig(format="parquet")])
     split: SplitConfig | None = None
     runner: RunnerConfig = RunnerConfig()
     partitions: PartitionsConfig | None = None

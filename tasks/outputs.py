@@ -18,6 +18,7 @@ from typing import IO, Any
 import xxhash
 
 from schemas.recipe import OutputConfig, Recipe, SplitConfig
+from schemas.training import TRAINING_FORMATS
 from tasks.converters import to_guanaco_text
 from tasks.sample_per_group import group_of
 from tasks.shards import (
@@ -29,6 +30,7 @@ from tasks.shards import (
     write_table_atomic,
 )
 from tasks.sharegpt_records import to_sharegpt
+from tasks.training_outputs import write_training_output
 
 # Which output formats make sense for which record kind.
 FORMATS_BY_KIND = {
@@ -178,7 +180,7 @@ def _json_paths(out: Path, output: OutputConfig, splits: list[str], split_used: 
 
 def write_outputs(
     out: Path, final_stage: str, kind: str, shards: int, recipe: Recipe
-) -> dict[str, str]:
+) -> dict[str, Any]:
     def records(columns: list[str] | None = None) -> Iterator[dict[str, Any]]:
         for shard in range(shards):
             yield from read_records(stage_part(out, final_stage, shard), kind, columns)
@@ -186,8 +188,13 @@ def write_outputs(
     splitter = Splitter(recipe.split, recipe.seed)
     splitter.prepare(records(["id"]) if splitter.needs_pass else iter(()))
     split_used = recipe.split is not None
-    written: dict[str, str] = {}
+    written: dict[str, Any] = {}
     for output in recipe.outputs:
+        if output.format in TRAINING_FORMATS:
+            # The whole entry (paths, counts, vocabulary size) goes to the manifest.
+            entry = write_training_output(out, output, records, kind, recipe.seed, splitter)
+            written[output.name or output.format] = entry  # type: ignore[union-attr]
+            continue
         if output.format == "parquet":
             written["parquet"] = str(_write_parquet(out, final_stage, kind, shards, splitter))
             continue

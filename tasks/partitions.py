@@ -209,7 +209,7 @@ def completed_manifest(run: PartitionRun) -> dict | None:
     """The partition's manifest when it completed with the same recipe hash, else None."""
     try:
         manifest = json.loads((Path(run.out) / "manifest.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (OSError, json.JSONDecodeError):  # not there, or its folder is not a folder
         return None
     return manifest if manifest.get("config_hash") == run.config_hash else None
 
@@ -224,5 +224,8 @@ def counts(manifest: dict) -> dict[str, int]:
 
 def forget(run: PartitionRun) -> None:
     """--force: drop the partition's manifest and shard markers, so every stage runs again."""
-    (Path(run.out) / "manifest.json").unlink(missing_ok=True)
+    try:
+        (Path(run.out) / "manifest.json").unlink(missing_ok=True)
+    except NotADirectoryError:
+        return  # the partition's run will fail and say why
     shutil.rmtree(Path(run.out) / STATE_DIR, ignore_errors=True)

@@ -36,7 +36,7 @@ def global_stage(out: Path, segment: Segment, shards: int, seed: int) -> list[di
 
 
 @task(name="write-outputs", **_COMMON)
-def outputs(out: Path, plan: Plan, shards: int, recipe: Recipe) -> dict[str, str]:
+def outputs(out: Path, plan: Plan, shards: int, recipe: Recipe) -> dict[str, Any]:
     return write_outputs(out, plan.final_stage, plan.final_kind, shards, recipe)
 
 

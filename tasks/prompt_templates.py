@@ -141,13 +141,15 @@ def render(
 ) -> list[Segment] | Skip:
     """The segments of one record, or why the record has no training example."""
     if template in ALPACA_TEMPLATES:
-        prompt = alpaca_prompt(ALPACA_TEMPLATES[template], record["instruction"], record["input"])
+        prompt = alpaca_prompt(
+            ALPACA_TEMPLATES[template], record["instruction"], record.get("input") or ""
+        )
         return [(prompt, train_on_inputs), (record.get("output") or "", True)]
     if template in ("selfee", "selfee_answer_only"):
         outputs = record.get("outputs") or []
         if not outputs:
             return Skip("no_outputs")  # a failed augmentation: nothing to learn from
-        source = alpaca_prompt(SELFEE_PROMPT, record["instruction"], record["input"])
+        source = alpaca_prompt(SELFEE_PROMPT, record["instruction"], record.get("input") or "")
         if template == "selfee_answer_only":
             return [(source, train_on_inputs), (outputs[0]["output"], True)]
         return [(source, train_on_inputs), (selfee_target(outputs), True)]

@@ -60,11 +60,13 @@ def _messages(batch: list[dict[str, Any]]) -> list[list[dict[str, str]]]:
     return [record_messages(r) for r in batch]
 
 
-def split_paths(folder: Path, name: str, split: str, config: OpenChatTokensOutput) -> list[Path]:
+def split_paths(
+    folder: Path, name: str, split: str, text_files: bool = True, parquet: bool = True
+) -> list[Path]:
     paths = [folder / f"{name}.{split}.json"]
-    if config.text_files:
+    if text_files:
         paths.append(folder / f"{name}.{split}.text.json")
-    if config.parquet:
+    if parquet:
         paths.append(folder / f"{name}.{split}.parquet")
     return paths
 
@@ -94,8 +96,12 @@ def write_openchat_tokens(
     files = FileSet()
     splits: dict[str, _SplitFiles] = {}
     counts: Counter[str] = Counter()
+
+    def paths_of(split: str) -> list[Path]:
+        return split_paths(folder, name, split, config.text_files, config.parquet)
+
     try:
-        splits["train"] = _SplitFiles(split_paths(folder, name, "train", config), config, files)
+        splits["train"] = _SplitFiles(paths_of("train"), config, files)
         batches = batched(records(), config.batch_size)
         for batch, contents in ahead(batches, lambda b: encoder.encode_contents(_messages(b))):
             encoded = encoder.assemble(_messages(batch), contents)
@@ -103,8 +109,7 @@ def write_openchat_tokens(
             for record, conv in zip(batch, encoded, strict=True):
                 split = splitter(record)  # whole conversations, before any splitting
                 if split not in splits:
-                    paths = split_paths(folder, name, split, config)
-                    splits[split] = _SplitFiles(paths, config, files)
+                    splits[split] = _SplitFiles(paths_of(split), config, files)
                 counts[f"{split}_conversations"] += 1
                 pieces = fit(conv, max_length, config.long_conversations)
                 counts["split_pieces"] += len(pieces) - 1
@@ -139,13 +144,16 @@ def write_openchat_tokens(
         files.abort()
         raise
     files.commit()
-    if "eval" not in splits:  # an eval file from an earlier run with a split
-        remove_files(split_paths(folder, name, "eval", config))
+    # Files an earlier run wrote and this one did not (an eval split, text files turned off).
+    written = {p for s in splits for p in paths_of(s)}
+    remove_files(
+        [p for s in ("train", "eval") for p in split_paths(folder, name, s) if p not in written]
+    )
     return {
         "format": config.format,
         "name": name,
         "path": str(folder / name),
-        "files": sorted(str(p) for s in splits for p in split_paths(folder, name, s, config)),
+        "files": sorted(str(p) for p in written),
         "template": template.name,
         "max_length": max_length,
         "long_conversations": config.long_conversations,

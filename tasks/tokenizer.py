@@ -12,6 +12,7 @@ leaving it flipped, which would silently change every later call on the same tok
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -78,6 +79,8 @@ def load_tokenizer(config: TokenizerConfig) -> LoadedTokenizer:
 
 @lru_cache(maxsize=8)
 def _load(path: str, special_tokens: tuple[str, ...], revision: str | None) -> LoadedTokenizer:
+    # Only tokenizers are used: transformers' notice that PyTorch is missing is noise here.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     from transformers import AutoTokenizer
 
     local = Path(path).expanduser()

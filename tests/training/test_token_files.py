@@ -99,6 +99,9 @@ def test_rerun_is_byte_identical_and_removes_a_stale_eval_split(tmp_path, tok_co
     assert "openchat.eval.json" in first
     write_openchat_tokens(tmp_path, config, records_fn(records), all_train)  # no split now
     assert not any("eval" in name for name in _digest(tmp_path / "export"))
+    no_text = _config(tok_config, text_files=False)
+    write_openchat_tokens(tmp_path, no_text, records_fn(records), all_train)
+    assert sorted(_digest(tmp_path / "export")) == ["openchat.train.json", "openchat.train.parquet"]
 
 
 def test_conversations_without_supervision_are_dropped_and_counted(tmp_path, tok_config) -> None:
@@ -193,3 +196,43 @@ def test_independent_retokenization_of_random_conversations(tmp_path, tok_config
         assert got_ids == want_ids, record["id"]
         assert got_mask == want_mask, record["id"]
         assert got_text == want_text == hf.decode(got_ids)
+
+
+def test_a_truncated_answer_keeps_its_supervised_prefix(tmp_path, tok_config) -> None:
+    answer = "你好 world, " * 40  # multi-byte characters: the cut may fall inside one
+    records = [conv(("user", "Hello"), ("assistant", answer), id="c1")]
+    config = _config(tok_config, max_length=40)
+    result = write_openchat_tokens(tmp_path, config, records_fn(records), all_train)
+    (row,) = pq.read_table(tmp_path / "export" / "openchat.train.parquet").to_pylist()
+    assert row["length"] == 40 and row["truncated"] and result["counts"]["truncated"] == 1
+    assert row["supervise_mask"][:11] == [False] * 11 and all(row["supervise_mask"][11:])
+
+
+def test_generated_demo_conversations_pass_every_check(tmp_path, tok_config) -> None:
+    """The demo generator's conversations (Markdown answers with code, tables, math)."""
+    import importlib.util
+
+    from training_support import REPO
+
+    from tasks.html_to_markdown import html_to_markdown
+
+    spec = importlib.util.spec_from_file_location(
+        "sample", REPO / "data" / "make_sharegpt_sample.py"
+    )
+    sample = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(sample)
+    records = []
+    for item in sample.generate(60, seed=3, code_heavy=True, flawed_share=0.0):
+        turns = [
+            ("user" if t["from"] == "human" else "assistant",
+             html_to_markdown(t["value"]) if t["from"] == "gpt" else t["value"])
+            for t in item["conversations"]
+        ]  # fmt: skip
+        records.append(conv(*turns, id=item["id"]))
+    for mode in ("truncate", "split"):
+        config = _config(tok_config, long_conversations=mode, max_length=200, name=mode)
+        result = write_openchat_tokens(tmp_path, config, records_fn(records), every_third_eval)
+        counts = result["counts"]
+        assert counts["train_conversations"] + counts["eval_conversations"] == 60
+        assert counts["truncated"] > 0 if mode == "truncate" else counts["split_pieces"] > 0

@@ -1,0 +1,95 @@
+"""The same recipe on a Dask cluster (prefect-dask's DaskTaskRunner): shards run in the
+cluster's worker processes, and the output is byte-identical to the local run's."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ops_support import partition_files
+
+from flows.cli import main
+from tasks.workers import task_runner_for
+from tests.conftest import REPO
+
+
+@pytest.fixture
+def dask_cluster() -> Iterator[object]:
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    try:
+        yield cluster
+    finally:
+        cluster.close(timeout=30)
+
+
+def exports(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted((out / "export").iterdir())}
+
+
+def test_runner_section_picks_the_task_runner():
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect_dask import DaskTaskRunner
+
+    assert isinstance(task_runner_for("local", None, 3), ThreadPoolTaskRunner)
+    remote = task_runner_for("dask", "tcp://10.0.0.5:8786", 3)
+    assert isinstance(remote, DaskTaskRunner) and remote.address == "tcp://10.0.0.5:8786"
+    temporary = task_runner_for("dask", None, 3)
+    assert temporary.address is None and temporary.cluster_kwargs["n_workers"] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_dask_cluster_run_is_byte_identical_to_the_local_run(
+    dask_cluster, sample_jsonl, tmp_path, monkeypatch, record_property
+):
+    monkeypatch.chdir(REPO)
+    common = [
+        "run",
+        "configs/openchat_sharegpt.yaml",
+        "--input",
+        f"sharegpt={sample_jsonl}",
+        "--set",
+        "runner.shard_size=100",
+        "--set",
+        "runner.workers=2",
+        "--quiet",
+    ]
+    began = time.perf_counter()
+    assert main([*common, "--out", str(tmp_path / "local")]) == 0
+    local_seconds = time.perf_counter() - began
+
+    address = dask_cluster.scheduler_address
+    began = time.perf_counter()
+    code = main(
+        [
+            *common,
+            "--out",
+            str(tmp_path / "dask"),
+            "--set",
+            "runner.kind=dask",
+            "--set",
+            f"runner.address={address}",
+        ]
+    )
+    dask_seconds = time.perf_counter() - began
+    assert code == 0
+    record_property("local_s", round(local_seconds, 1))
+    record_property("dask_s", round(dask_seconds, 1))
+    print(f"\nlocal {local_seconds:.1f} s, dask {dask_seconds:.1f} s")
+
+    # The shards ran as tasks on the cluster (one per shard and map segment).
+    prefixes = dask_cluster.scheduler.task_prefixes
+    assert prefixes["map_shard"].state_counts["memory"] == 2 * 6, {
+        name: dict(prefix.state_counts) for name, prefix in prefixes.items()
+    }
+
+    local, dask = tmp_path / "local", tmp_path / "dask"
+    assert partition_files(dask) == partition_files(local)
+    assert exports(dask) == exports(local)
+    assert (dask / "dataset" / "part-00005.parquet").is_file()  # 600 records, 6 shards
