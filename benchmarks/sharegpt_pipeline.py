@@ -1,13 +1,17 @@
 """Throughput and peak memory of the `sharegpt_clean` recipe, optionally against FastChat.
 
-    /tmp/venv/bin/python benchmarks/sharegpt_pipeline.py --records 20000 --fastchat
-    /tmp/venv/bin/python benchmarks/sharegpt_pipeline.py --records 100000 --repeats 1
-    ... --workers 1 --one-core      # also sftforge pinned to one core (taskset -c 0)
-    ... --keep /tmp/bench --json /tmp/bench/results.json
+    python benchmarks/sharegpt_pipeline.py --records 20000 --fastchat --one-core
+    python benchmarks/sharegpt_pipeline.py --records 100000 --repeats 1
+    python benchmarks/sharegpt_pipeline.py --keep /tmp/bench --json /tmp/bench/results.json
 
-Needs psutil in the interpreter that runs it (a dev dependency). `--fastchat` creates
-`benchmarks/.fastchat-venv` on first use (fschat==0.2.36 without its dependencies, plus the
-markdownify==0.11.6 FastChat pinned, beautifulsoup4, tqdm and six, all from PyPI).
+Run it with the project's interpreter (e.g. /tmp/venv/bin/python); it needs psutil (a dev
+dependency). Options: --records N (20000), --repeats R (3, runs per configuration), --workers K
+(all cores: sftforge's runner.workers, and the cores FastChat's "all cores" runs get),
+--fastchat (also FastChat's cleaner), --one-core (also sftforge with 1 worker under
+`taskset -c 0`, to compare with FastChat on one core), --keep DIR (keep inputs, outputs and
+logs), --json PATH (all figures and every run's raw values). `--fastchat` creates
+`benchmarks/.fastchat-venv` on first use: fschat==0.2.36 without its dependencies, plus the
+markdownify==0.11.6 FastChat pinned, beautifulsoup4, tqdm and six, all from PyPI.
 
 The input is made once per invocation with the demo generator (`data/make_sharegpt_sample.py`,
 code_heavy=True, flawed_share=0.1): a JSONL file for sftforge and, with --fastchat, the same
@@ -15,26 +19,32 @@ records as one JSON list for FastChat's `clean_sharegpt.py`. The list leaves out
 are not JSON and the records FastChat's cleaner cannot read at all (no `conversations` list, or a
 turn whose `from`/`value` is not a string: it raises on them and the whole run dies); sftforge
 reads all lines and rejects those in its read stage. Each tool's rate is its own input count
-divided by time; the counts are printed.
+divided by time; both counts are printed (they differ by about 2.5 %).
 
 What each figure means (every figure is the median of --repeats runs):
 
 * sftforge, by flow wall: input records / the manifest's `wall_seconds` (time inside the flow:
   read, steps, outputs, manifest; not Prefect's temporary server startup).
 * sftforge, by command wall: input records / wall time of the whole `sftforge run` command,
-  including Python imports and the Prefect server startup (a fixed cost, ~10-20 s here).
-* per-stage conversations/s: the stage's `in` / its `seconds` from the manifest. Seconds are
-  work time summed over shards, so for map stages run in the worker pool (html_to_markdown,
+  including Python imports and the Prefect server startup (a fixed cost of 10-30 s here; the
+  first run of an invocation also creates the Prefect database in the fresh PREFECT_HOME).
+* per-stage conv/s: the stage's `in` / its `seconds` from the manifest. Seconds are work time
+  summed over shards, so for the map stages run in the worker pool (html_to_markdown,
   check_structure, filter_blocked_words) this is the rate of ONE worker; read and dedup_exact
-  run in the flow's process. "approx. wall share" divides map-stage seconds by the workers.
+  run in the flow's process. "~wall s" divides pooled seconds by the workers (perfect balance
+  assumed); the flow wall minus all of those is shown as outputs/manifest/scheduling.
 * peak RSS: the process tree (the command and all its descendants: the Prefect server, the
   worker processes) sampled every 0.1 s. "total" is the largest sum over the tree at one
-  sample; "single" the largest process. The sum counts pages shared between processes (shared
-  libraries) once per process, so it overstates the memory really in use. Short spikes between
-  samples are missed.
+  sample, "single" the largest process, "by role" the largest sum per kind of process. A sum
+  of RSS counts pages shared between processes (shared libraries) once per process; "PSS
+  total" (sampled every 1 s) divides those among the processes and is the better estimate of
+  memory really in use. Spikes shorter than the sampling interval are missed.
 * FastChat: its input records / command wall (JSON load, cleaning in ProcessPoolExecutor(),
-  JSON dump), with all cores (or the first K with --workers K) and under `taskset -c 0`.
+  JSON dump), with all cores (the first K with --workers K) and under `taskset -c 0`.
 * ratios: sftforge rate / FastChat rate on the same cores.
+* other load: CPU used by processes outside the measured tree during a run, in cores (machine
+  busy time minus the tree's and this script's, over wall time). On a 2-core machine anything
+  above ~0.1 means the figures are skewed; the load average before and after is printed too.
 
 These are measurements, not tests: nothing passes or fails on time.
 """
@@ -70,6 +80,7 @@ GENERATOR = ROOT / "data" / "make_sharegpt_sample.py"
 FASTCHAT_VENV = ROOT / "benchmarks" / ".fastchat-venv"
 FASTCHAT_PACKAGES = ["markdownify==0.11.6", "beautifulsoup4", "tqdm", "six"]
 SAMPLE_SECONDS = 0.1
+PSS_EVERY = 10
 MB = 1024 * 1024
 
 
@@ -177,16 +188,22 @@ class MemoryPeaks:
     total: int = 0
     single: int = 0
     by_role: dict[str, int] = field(default_factory=dict)
+    pss_total: int = 0  # sampled every PSS_EVERY samples only
 
 
 class TreeSampler:
-    """Samples the RSS of a process and all its descendants on a background thread."""
+    """Samples the RSS of a process and all its descendants on a background thread.
+
+    Every PSS_EVERY-th sample also reads PSS (shared pages divided among the processes that
+    map them; /proc/PID/smaps_rollup, some ms per process, hence less often).
+    """
 
     def __init__(self, pid: int, interval: float = SAMPLE_SECONDS) -> None:
         self.root = psutil.Process(pid)
         self.interval = interval
         self.peaks = MemoryPeaks()
         self._roles: dict[int, str] = {}
+        self._samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -205,10 +222,16 @@ class TreeSampler:
             return []
 
     def sample(self) -> None:
-        total, by_role = 0, {}
+        with_pss = self._samples % PSS_EVERY == 0
+        self._samples += 1
+        total, pss_total, by_role = 0, 0, {}
         for proc in self._tree():
             try:
-                rss = proc.memory_info().rss
+                if with_pss:
+                    info = proc.memory_full_info()
+                    rss, pss_total = info.rss, pss_total + info.pss
+                else:
+                    rss = proc.memory_info().rss
             except psutil.Error:
                 continue
             role = self._roles.setdefault(proc.pid, role_of(proc, self.root.pid))
@@ -216,6 +239,7 @@ class TreeSampler:
             by_role[role] = by_role.get(role, 0) + rss
             self.peaks.single = max(self.peaks.single, rss)
         self.peaks.total = max(self.peaks.total, total)
+        self.peaks.pss_total = max(self.peaks.pss_total, pss_total)
         for role, rss in by_role.items():
             self.peaks.by_role[role] = max(self.peaks.by_role.get(role, 0), rss)
 
@@ -371,6 +395,7 @@ def memory_summary(peaks: list[MemoryPeaks]) -> dict[str, Any]:
     return {
         "peak_total_rss_mb": median(p.total / MB for p in peaks),
         "peak_single_rss_mb": median(p.single / MB for p in peaks),
+        "peak_total_pss_mb": median(p.pss_total / MB for p in peaks),
         "peak_rss_by_role_mb": {r: median(p.by_role.get(r, 0) / MB for p in peaks) for r in roles},
     }
 
@@ -475,7 +500,8 @@ def print_sftforge(label: str, s: dict[str, Any], repeats: int) -> None:
 def print_memory(s: dict[str, Any]) -> None:
     roles = ", ".join(f"{role} {fmt_mb(mb)}" for role, mb in s["peak_rss_by_role_mb"].items())
     print(f"peak RSS: total {fmt_mb(s['peak_total_rss_mb'])}, single process "
-          f"{fmt_mb(s['peak_single_rss_mb'])} (peaks by role: {roles})")
+          f"{fmt_mb(s['peak_single_rss_mb'])} (peaks by role: {roles}); "
+          f"peak total PSS {fmt_mb(s['peak_total_pss_mb'])}")
 
 
 def print_fastchat(results: dict[str, Any], repeats: int) -> None:
@@ -485,10 +511,11 @@ def print_fastchat(results: dict[str, Any], repeats: int) -> None:
             f = results[key]
             rows.append([f"{f['cores']} core(s)", f"{f['command_seconds']:.2f}",
                          f"{f['conv_per_s']:,.0f}", fmt_mb(f["peak_total_rss_mb"]),
-                         fmt_mb(f["peak_single_rss_mb"]), f"{f['other_cpu_cores']:.2f}"])
+                         fmt_mb(f["peak_single_rss_mb"]), fmt_mb(f["peak_total_pss_mb"]),
+                         f"{f['other_cpu_cores']:.2f}"])
     print_table(f"FastChat clean_sharegpt.py (fschat 0.2.36), median of {repeats}",
                 ["cores", "seconds", "conv/s", "peak RSS total", "peak RSS single",
-                 "other load (cores)"], rows)
+                 "peak PSS total", "other load (cores)"], rows)
 
 
 def ratio_rows(results: dict[str, Any]) -> list[list[str]]:

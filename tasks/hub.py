@@ -73,37 +73,53 @@ def _slices(table: pa.Table, max_shard_bytes: int) -> list[pa.Table]:
     return [table.slice(i, rows) for i in range(0, table.num_rows, rows)]
 
 
+def _leaf_columns(schema: pa.Schema) -> int:
+    sink = pa.BufferOutputStream()
+    pq.write_table(schema.empty_table(), sink)
+    return pq.read_metadata(pa.BufferReader(sink.getvalue())).num_columns
+
+
 def write_split(
     parts: list[Path], split: str, data_dir: Path, schema: pa.Schema, max_shard_bytes: int
 ) -> SplitFiles:
     """Copy a split's records into shards of at most `max_shard_bytes`, named once their
-    number is known. A shard is closed before a slice that could take it over the limit
-    (a slice's Arrow size bounds its compressed size)."""
+    number is known. A shard is closed before a slice that could take it over the limit:
+    a slice's Arrow size bounds its compressed size, and the footer written at close grows
+    with the row groups (a generous allowance per column chunk)."""
     result = SplitFiles(split)
     written: list[Path] = []
     writer: pq.ParquetWriter | None = None
     handle: Any = None
+    row_groups = 0
+    per_row_group = 128 * _leaf_columns(schema)
 
     def close() -> None:
-        nonlocal writer, handle
+        nonlocal writer, handle, row_groups
         if writer is not None:
             writer.close()
             handle.close()
         writer = handle = None
+        row_groups = 0
 
     for part in parts:
         table = pq.read_table(part).cast(schema)
         result.num_examples += table.num_rows
         result.num_bytes += table.nbytes
         for piece in _slices(table, max_shard_bytes):
-            if writer is not None and handle.tell() + piece.nbytes > max_shard_bytes:
+            footer = 4096 + per_row_group * (row_groups + 1)
+            if writer is not None and handle.tell() + piece.nbytes + footer > max_shard_bytes:
                 close()
             if writer is None:
                 path = data_dir / f".{split}-{len(written):05d}.parquet.tmp"
                 written.append(path)
-                handle = open(path, "wb")  # noqa: SIM115 - closed in close()
-                writer = pq.ParquetWriter(handle, schema, compression="zstd")
+                handle = pa.OSFile(str(path), "wb")
+                # No min/max statistics: long text makes them large, and the Hub's readers
+                # scan these files whole.
+                writer = pq.ParquetWriter(
+                    handle, schema, compression="zstd", write_statistics=False
+                )
             writer.write_table(piece, row_group_size=piece.num_rows)
+            row_groups += 1
     close()
     if not written:  # an empty split still gets one (empty) file, so it loads
         path = data_dir / f".{split}-00000.parquet.tmp"

@@ -86,3 +86,41 @@ def deployed(prefect_server: Server, tmp_path_factory) -> Iterator[Deployed]:
         yield Deployed(prefect_server, worker_log, client_home, deploy_seconds)
     finally:
         stop(worker)
+
+
+@dataclass
+class Run:
+    out: Path
+    flow_run_id: str
+    body: dict
+
+
+@pytest.fixture(scope="session")
+def demo_run(prefect_harness, tmp_path_factory) -> Run:
+    """The demo recipe, run once: a 20-record eval split and a license declared, so the
+    push and report tests see two splits and a license."""
+    from flows.recipe_flow import flow_for
+
+    out = tmp_path_factory.mktemp("demo-run") / "out"
+    state = flow_for(1)(
+        recipe_path=str(REPO / "configs" / "demo.yaml"),
+        inputs={
+            "sharegpt": str(REPO / "data" / "sharegpt_sample.jsonl"),
+            "sharegpt_pages": str(REPO / "data" / "sharegpt_pages"),
+        },
+        out=str(out),
+        sets=["runner.workers=1", "split.eval_size=20", "sources[0].license=cc-by-4.0"],
+        quiet=True,
+        return_state=True,
+    )
+    assert state.is_completed(), state
+    return Run(out, str(state.state_details.flow_run_id), state.result())
+
+
+@pytest.fixture(scope="session")
+def augmented_run(tmp_path_factory) -> Path:
+    """A finished augment run's output directory, made directly (the augment step's own
+    tests cover making it): SelFee-shaped records and a call journal with costs."""
+    from ops_support import write_augmented_run
+
+    return write_augmented_run(tmp_path_factory.mktemp("augmented") / "out")

@@ -161,3 +161,98 @@ def manifest(out: Path) -> dict:
 
 def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+AUGMENTED_RECIPE = """\
+name: selfee_demo
+output_dir: {out}
+seed: 42
+sources:
+  - name: conala
+    format: hf
+    path: data/instructions/conala.jsonl
+    license: mit
+    mapping: {{instruction: "{{intent}}", output: "{{snippet}}"}}
+steps:
+  - step: augment
+    model: gpt-3.5-turbo
+    max_iterations: 3
+"""
+
+
+def write_augmented_run(out: Path, records: int = 40) -> Path:
+    """OUT of a small augmented run: read -> augment, a journal of its calls over 10 minutes."""
+    import random
+    import sqlite3
+
+    from tasks.augment.journal import Journal
+    from tasks.shards import records_table, stage_part, write_table_atomic
+
+    rng = random.Random(5)
+    base, augmented = [], []
+    for i in range(records):
+        record = {
+            "id": f"conala-{i}",
+            "source": "conala",
+            "dataset": "conala",
+            "instruction": f"generate the python code snippet: sort list number {i} " * 3,
+            "input": "",
+            "output": "sorted(a)",
+            "meta": {},
+        }
+        base.append(record)
+        pairs = rng.choice([1, 1, 1, 2, 2, 3])
+        truncated = pairs == 3 and rng.random() < 0.5
+        failed = i == 7
+        augmented.append(
+            {
+                **record,
+                "outputs": [
+                    {"output": f"answer {k}", "feedback": "Revision is needed."}
+                    for k in range(pairs)
+                ],
+                "iteration": pairs,
+                "iteration_truncated": truncated,
+                "truncated": i % 9 == 0,
+                "usage": {
+                    "prompt_tokens": 300 * pairs,
+                    "completion_tokens": 120 * pairs,
+                    "cost": round(0.0003 * pairs, 6),
+                },
+                "status": "failed" if failed else "done",
+                "error": "429 after 6 attempts" if failed else None,
+            }
+        )
+    write_table_atomic(records_table(base, "instruction"), stage_part(out, "read", 0))
+    write_table_atomic(records_table(augmented, "augmented"), stage_part(out, "augment", 0))
+    write_table_atomic(
+        records_table(augmented, "augmented"), out / "dataset" / "part-00000.parquet"
+    )
+    journal_path = out / ".sftforge" / "augment" / "journal.sqlite"
+    with Journal(journal_path) as journal:
+        for i, record in enumerate(augmented):
+            key = f"call-{i}"
+            journal.started(key, {"model": "gpt-3.5-turbo", "i": i})
+            usage = record["usage"]
+            journal.finish(
+                key, "{}", usage["prompt_tokens"], usage["completion_tokens"], usage["cost"]
+            )
+    with sqlite3.connect(journal_path) as db:  # spread the calls over ten minutes
+        db.execute("UPDATE calls SET updated = 1700000000 + 15 * CAST(substr(key, 6) AS INT)")
+    stage = {"in": records, "out": records, "rejected": {}, "seconds": 1.0}
+    body = {
+        "recipe": "selfee_demo",
+        "kind": "augmented",
+        "config_hash": "0123456789abcdef",
+        "seed": 42,
+        "output_dir": str(out),
+        "shards": 1,
+        "workers": 1,
+        "stages": [{"name": "read", **stage}, {"name": "augment", **stage, "seconds": 600.0}],
+        "outputs": {"parquet": str(out / "dataset")},
+        "wall_seconds": 605.0,
+        "versions": {"sftforge": "0.1.0", "prefect": "3.7.8"},
+    }
+    (out / "manifest.json").write_text(json.dumps(body))
+    (out / "recipe.yaml").write_text(AUGMENTED_RECIPE.format(out=out))
+    return out
