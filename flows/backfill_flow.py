@@ -95,7 +95,8 @@ def run_partition(recipe_path: str, run: PartitionRun, deployment: str | None) -
 
 def _say(quiet: bool, text: str) -> None:
     if not quiet:
-        print(f"[backfill] {text}", file=sys.stderr, flush=True)
+        sys.stderr.write(f"[backfill] {text}\n")
+        sys.stderr.flush()
 
 
 @flow(name="sftforge-backfill", log_prints=False)
@@ -136,27 +137,28 @@ def backfill(
     # Partitions run here share one process pool instead of each starting its own.
     with worker_pool(1 if deployment else workers, runner.kind):
         submitted = [(run, attempt.submit(recipe_path, run, deployment)) for run in todo]
-        by_id = {id(future): run for run, future in submitted}
-        done = as_completed([future for _, future in submitted])
-        for finished, future in enumerate(done, start=1):
-            key = by_id[id(future)].key
+        keys = {id(future): run.key for run, future in submitted}
+        finished = as_completed([future for _, future in submitted])
+        for n, future in enumerate(finished, start=1):
+            key = keys[id(future)]
             # The result, not `future.state`: that is read back from the API and may lag.
             value = future.result(raise_on_failure=False)
-            if not isinstance(value, BaseException):
-                rows[key] = {"partition": key, "state": "completed", **value}
-                row = rows[key]
-                _say(
-                    quiet,
-                    f"{key} completed ({finished}/{len(todo)}): {row.get('in', '-')} in, "
-                    f"{row.get('out', '-')} out, {row['seconds']:.1f} s",
-                )
+            if isinstance(value, BaseException):
+                attempts = getattr(value, "attempts", None)
+                detail = getattr(value, "detail", None) or str(value)
+                rows[key] = {
+                    "partition": key,
+                    "state": "failed",
+                    "attempts": attempts,
+                    "error": detail,
+                }
+                _say(quiet, f"{key} failed ({n}/{len(todo)}) after {attempts} attempts: {detail}")
                 continue
-            error = value
-            attempts = getattr(error, "attempts", None)
-            detail = getattr(error, "detail", None) or str(error)
-            rows[key] = {"partition": key, "state": "failed", "attempts": attempts, "error": detail}
+            rows[key] = {"partition": key, "state": "completed", **value}
             _say(
-                quiet, f"{key} failed ({finished}/{len(todo)}) after {attempts} attempts: {detail}"
+                quiet,
+                f"{key} completed ({n}/{len(todo)}): {value.get('in', '-')} in, "
+                f"{value.get('out', '-')} out, {value['seconds']:.1f} s",
             )
     return [rows[run.key] for run in runs]
 

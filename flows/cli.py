@@ -45,10 +45,12 @@ def _checked_recipe(args: argparse.Namespace) -> Recipe:
 
 def _prefect_defaults(verbose: bool) -> None:
     # Before Prefect is imported: no analytics calls (offline machines), and Prefect's
-    # per-task INFO lines would drown the progress display unless asked for.
+    # per-task INFO lines (and Dask's, for a dask runner) would drown the progress display
+    # unless asked for.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -87,6 +89,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_backfill(args: argparse.Namespace) -> int:
     from tasks.partitions import plan_partitions
 
+    if args.parallel < 1:
+        raise ConfigError(f"--parallel {args.parallel}: expected 1 or more")
+    if args.retries < 0:
+        raise ConfigError(f"--retries {args.retries}: expected 0 or more")
     # Misuse (no partitions declared, a bad SPEC, nothing on disk) is exit 2 before Prefect.
     plan_partitions(
         args.config, args.partitions, sets=args.set, inputs=_inputs(args.input), out=args.out

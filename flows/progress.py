@@ -153,7 +153,10 @@ class StageProgress:
         self._line(f"{done}{total} records, {self._rate()} rec/s{eta}")
 
     def _line(self, text: str) -> None:
-        print(f"[{self._label}] {text}", file=sys.stderr, flush=True)
+        # Not print(): the recipe flow has log_prints=True, which turns print() into Prefect
+        # log records (hidden below WARNING); these lines are for the terminal or CI log.
+        sys.stderr.write(f"[{self._label}] {text}\n")
+        sys.stderr.flush()
 
 
 # ---------------------------------------------------------------- watches

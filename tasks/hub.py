@@ -168,7 +168,10 @@ def hub_token(secret_block: str | None = None) -> str:
     if secret_block:
         from prefect.blocks.system import Secret
 
-        value = Secret.load(secret_block).get()
+        try:
+            value = Secret.load(secret_block).get()
+        except ValueError:  # Prefect's "Unable to find block document named …"
+            raise HubError(f"--token-block {secret_block}: no such Prefect Secret block") from None
         if value:
             return str(value)
     raise HubError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import io
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from tasks.run_stats import RunStats, collect, summary
 from tasks.shards import write_bytes_atomic
 
 REPORT = "report.html"
+_METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
 BEFORE, AFTER = "#8c8c8c", "#1f77b4"
 _TOP = 10
 
@@ -32,7 +34,8 @@ def _svg(fig: Figure, plot_id: str) -> str:
     with matplotlib.rc_context({"svg.hashsalt": plot_id, "svg.fonttype": "none"}):
         fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
     text = buffer.getvalue()
-    return text[text.index("<svg") :]
+    text = text[text.index("<svg") :]
+    return _METADATA.sub("", text, count=1)  # matplotlib's RDF block: nothing a reader needs
 
 
 def _figure(width: float = 7.5, height: float = 3.4) -> tuple[Figure, Any]:
@@ -135,7 +138,7 @@ def mix(plot_id: str, before: Counter[str], after: Counter[str], label: str) -> 
     ax.set_yticks(list(ys), [k if len(k) <= 30 else k[:29] + "…" for k in keys])
     ax.invert_yaxis()
     ax.set_xlabel(f"% of records ({label})")
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _svg(fig, plot_id)
 
 
@@ -145,7 +148,8 @@ def counts_bar(plot_id: str, counter: Counter[Any], xlabel: str, ylabel: str) ->
         _empty(ax, "no records")
         return _svg(fig, plot_id)
     keys = sorted(counter) if all(isinstance(k, int) for k in counter) else _top(counter, 20)
-    ax.bar([str(k) for k in keys], [counter[k] for k in keys], color=AFTER)
+    ax.bar([str(k) for k in keys], [counter[k] for k in keys], color=AFTER, width=0.6)
+    ax.set_xlim(-0.5 - max(0, 3 - len(keys)) / 2, len(keys) - 0.5 + max(0, 3 - len(keys)) / 2)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     return _svg(fig, plot_id)

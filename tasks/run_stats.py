@@ -189,10 +189,13 @@ def augmentation(out: Path, final_parts: list[Path], model: str | None) -> Augme
 
 
 def _augment_model(recipe: dict[str, Any] | None) -> str | None:
-    for step in (recipe or {}).get("steps") or []:
-        if step.get("step") == "augment":
-            return step.get("model", "gpt-3.5-turbo")
-    return None
+    """The model(s) of the recipe's augment steps (a teacher pass may use another one)."""
+    models = [
+        step.get("model", "gpt-3.5-turbo")
+        for step in (recipe or {}).get("steps") or []
+        if step.get("step") == "augment"
+    ]
+    return ", ".join(dict.fromkeys(models)) or None
 
 
 def before_stage(manifest: dict[str, Any], recipe: dict[str, Any] | None) -> dict[str, Any]:

@@ -72,7 +72,7 @@ def task_runner_for(kind: str, address: str | None, workers: int) -> TaskRunner:
             "n_workers": max(workers, 1),
             "threads_per_worker": 1,  # shard work is CPU-bound Python: one per process
             "processes": True,
-            "dashboard_address": None,
+            "dashboard_address": ":0",  # any free port: two runs must not collide
         }
     )
 

@@ -13,9 +13,10 @@ from ops_support import SFTFORGE, make_partitions, manifest
 
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.slow
-
-RECIPES = ["demo", "sharegpt_clean", "openchat_sharegpt", "selfee", "dreamer_zh", "guanaco_oasst1"]
+RECIPES = [
+    "demo", "sharegpt_clean", "openchat_sharegpt", "selfee", "dreamer_zh", "guanaco_oasst1",
+    "demo_selfee",
+]
 
 
 def test_prefect_yaml_declares_one_deployment_per_recipe():
@@ -30,6 +31,7 @@ def test_prefect_yaml_declares_one_deployment_per_recipe():
         assert deployment["work_pool"]["name"] == "sftforge"
 
 
+@pytest.mark.slow
 def test_run_deployment_completes_and_writes_the_output(deployed, tmp_path, record_property):
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
@@ -60,6 +62,7 @@ def test_run_deployment_completes_and_writes_the_output(deployed, tmp_path, reco
     assert (out / "export" / "sharegpt.json").is_file()
 
 
+@pytest.mark.slow
 def test_backfill_through_the_deployment(deployed, tmp_path):
     # One process per flow run (workers: 1): the worker machine here has two cores.
     recipe = make_partitions(tmp_path, days=[1, 2], records=40, shard_size=20, workers=1)
