@@ -52,6 +52,7 @@ These are measurements, not tests: nothing passes or fails on time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -184,11 +185,12 @@ def role_of(proc: psutil.Process, root_pid: int) -> str:
 
 
 @dataclass
-class MemoryPeaks:
+class TreeUsage:
     total: int = 0
     single: int = 0
     by_role: dict[str, int] = field(default_factory=dict)
     pss_total: int = 0  # sampled every PSS_EVERY samples only
+    cpu_seconds_by_role: dict[str, float] = field(default_factory=dict)
 
 
 class TreeSampler:
@@ -201,9 +203,10 @@ class TreeSampler:
     def __init__(self, pid: int, interval: float = SAMPLE_SECONDS) -> None:
         self.root = psutil.Process(pid)
         self.interval = interval
-        self.peaks = MemoryPeaks()
+        self.usage = TreeUsage()
         self._roles: dict[int, str] = {}
         self._samples = 0
+        self._cpu: dict[int, float] = {}  # CPU seconds of each process, last seen
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -214,6 +217,10 @@ class TreeSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        for pid, seconds in self._cpu.items():
+            role = self._roles[pid]
+            by_role = self.usage.cpu_seconds_by_role
+            by_role[role] = by_role.get(role, 0.0) + seconds
 
     def _tree(self) -> list[psutil.Process]:
         try:
@@ -235,13 +242,16 @@ class TreeSampler:
             except psutil.Error:
                 continue
             role = self._roles.setdefault(proc.pid, role_of(proc, self.root.pid))
+            with contextlib.suppress(psutil.Error):
+                cpu = proc.cpu_times()
+                self._cpu[proc.pid] = cpu.user + cpu.system
             total += rss
             by_role[role] = by_role.get(role, 0) + rss
-            self.peaks.single = max(self.peaks.single, rss)
-        self.peaks.total = max(self.peaks.total, total)
-        self.peaks.pss_total = max(self.peaks.pss_total, pss_total)
+            self.usage.single = max(self.usage.single, rss)
+        self.usage.total = max(self.usage.total, total)
+        self.usage.pss_total = max(self.usage.pss_total, pss_total)
         for role, rss in by_role.items():
-            self.peaks.by_role[role] = max(self.peaks.by_role.get(role, 0), rss)
+            self.usage.by_role[role] = max(self.usage.by_role.get(role, 0), rss)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -253,7 +263,7 @@ class TreeSampler:
 class CommandRun:
     seconds: float
     returncode: int
-    memory: MemoryPeaks
+    usage: TreeUsage
     other_cpu_cores: float
     stderr_tail: str
 
@@ -286,7 +296,7 @@ def run_sampled(cmd: list[str], env: dict[str, str], log: Path) -> CommandRun:
         machine1, ours1 = cpu_seconds()
     other = max(0.0, (machine1 - machine0) - (ours1 - ours0)) / seconds
     tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-    return CommandRun(seconds, proc.returncode, sampler.peaks, other, tail)
+    return CommandRun(seconds, proc.returncode, sampler.usage, other, tail)
 
 
 def check(run: CommandRun, what: str) -> None:
@@ -301,7 +311,7 @@ def check(run: CommandRun, what: str) -> None:
 class SftforgeRun:
     command_seconds: float
     flow_seconds: float
-    memory: MemoryPeaks
+    usage: TreeUsage
     stages: list[dict[str, Any]]
     workers: int
     other_cpu_cores: float
@@ -339,7 +349,7 @@ def run_sftforge(jsonl: str, work: Path, label: str, index: int, workers: int,
     manifest = json.loads((out / "manifest.json").read_text())
     if not keep:
         shutil.rmtree(out, ignore_errors=True)
-    return SftforgeRun(run.seconds, manifest["wall_seconds"], run.memory, manifest["stages"],
+    return SftforgeRun(run.seconds, manifest["wall_seconds"], run.usage, manifest["stages"],
                        manifest["workers"], run.other_cpu_cores)
 
 
@@ -390,13 +400,15 @@ def median_or_none(values: Iterable[float]) -> float | None:
     return statistics.median(data) if data else None
 
 
-def memory_summary(peaks: list[MemoryPeaks]) -> dict[str, Any]:
+def usage_summary(peaks: list[TreeUsage]) -> dict[str, Any]:
     roles = sorted({role for p in peaks for role in p.by_role})
     return {
         "peak_total_rss_mb": median(p.total / MB for p in peaks),
         "peak_single_rss_mb": median(p.single / MB for p in peaks),
         "peak_total_pss_mb": median(p.pss_total / MB for p in peaks),
         "peak_rss_by_role_mb": {r: median(p.by_role.get(r, 0) / MB for p in peaks) for r in roles},
+        "cpu_seconds_by_role": {r: median(p.cpu_seconds_by_role.get(r, 0.0) for p in peaks)
+                                for r in roles},
     }
 
 
@@ -432,7 +444,7 @@ def sftforge_summary(runs: list[SftforgeRun], records: int) -> dict[str, Any]:
         "conv_per_s_command": median(records / r.command_seconds for r in runs),
         "unaccounted_flow_seconds": flow - sum(s["approx_wall_seconds"] for s in stages),
         "stages": stages,
-        **memory_summary([r.memory for r in runs]),
+        **usage_summary([r.usage for r in runs]),
         "other_cpu_cores": median(r.other_cpu_cores for r in runs),
         "runs": [asdict(r) for r in runs],
     }
@@ -443,9 +455,9 @@ def fastchat_summary(runs: list[CommandRun], records: int, cores: int) -> dict[s
         "cores": cores,
         "command_seconds": median(r.seconds for r in runs),
         "conv_per_s": median(records / r.seconds for r in runs),
-        **memory_summary([r.memory for r in runs]),
+        **usage_summary([r.usage for r in runs]),
         "other_cpu_cores": median(r.other_cpu_cores for r in runs),
-        "runs": [{"seconds": r.seconds, "memory": asdict(r.memory),
+        "runs": [{"seconds": r.seconds, "usage": asdict(r.usage),
                   "other_cpu_cores": r.other_cpu_cores} for r in runs],
     }
 
@@ -502,6 +514,8 @@ def print_memory(s: dict[str, Any]) -> None:
     print(f"peak RSS: total {fmt_mb(s['peak_total_rss_mb'])}, single process "
           f"{fmt_mb(s['peak_single_rss_mb'])} (peaks by role: {roles}); "
           f"peak total PSS {fmt_mb(s['peak_total_pss_mb'])}")
+    cpu = ", ".join(f"{role} {sec:.1f}" for role, sec in s["cpu_seconds_by_role"].items())
+    print(f"CPU seconds by role (whole command): {cpu}")
 
 
 def print_fastchat(results: dict[str, Any], repeats: int) -> None:

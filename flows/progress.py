@@ -69,6 +69,7 @@ class StageProgress:
                 TimeElapsedColumn(),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
+                TextColumn("{task.fields[detail]}"),
                 console=self.console,
             )
             self._progress.start()
@@ -86,7 +87,7 @@ class StageProgress:
             self._began = self._last_line = time.perf_counter()
             self._active = True
             if self._progress is not None:
-                self._task = self._progress.add_task(label, total=total, rate="")
+                self._task = self._progress.add_task(label, total=total, rate="", detail="")
         if watch is not None and not self.quiet:
             self._stop_watch = threading.Event()
             self._watcher = threading.Thread(
@@ -97,6 +98,19 @@ class StageProgress:
     def advance(self, records: int) -> None:
         with self._lock:
             self._update(self._done + records, None)
+
+    def detail(self, text: str) -> None:
+        """A line of stage-specific figures (the augment step's calls, rates and cost)."""
+        with self._lock:
+            if not self._active:
+                return
+            if self._progress is not None and self._task is not None:
+                self._progress.update(self._task, detail=text)
+                return
+            now = time.perf_counter()
+            if not self.quiet and now - self._last_line >= self.plain_every:
+                self._last_line = now
+                self._line(text)
 
     def finish(self, records: int | None = None) -> None:
         """End the current stage; `records` is its exact count when a watch only estimated it."""

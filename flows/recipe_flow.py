@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,19 @@ from tasks.manifest import stage_totals
 from tasks.recipe_snapshot import write_recipe_snapshot
 from tasks.shards import STATE_DIR
 from tasks.workers import api_for_remote_workers, task_runner_for, worker_pool
+
+
+@contextmanager
+def augment_progress_to(progress: StageProgress) -> Iterator[None]:
+    """Show the augment step's calls, rates and cost beside its stage's bar."""
+    from tasks import augment_step
+    from tasks.augment.display import status_line
+
+    augment_step.progress_sink = lambda snapshot: progress.detail(status_line(snapshot))
+    try:
+        yield
+    finally:
+        augment_step.progress_sink = None
 
 
 class StageFailed(RuntimeError):
@@ -100,6 +115,7 @@ def run_recipe(
         worker_pool(workers, kind),
         api_for_remote_workers(kind),
         StageProgress(quiet=quiet) as progress,
+        augment_progress_to(progress),
     ):
         all_files = [p for source in recipe.sources for p in files.get(source.name, [])]
         progress.start(

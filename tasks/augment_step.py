@@ -6,10 +6,15 @@ The loop itself is tasks/augment (request processor, rate limiter, journal, pres
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from schemas.steps import AugmentStep
+
+# Where the augment step's progress snapshots go; the flow points it at its progress display
+# (the step runs in the flow's process: one rate limiter and one journal for all shards).
+progress_sink: Callable[[dict[str, Any]], None] | None = None
 
 
 class AugmentShards:
@@ -39,7 +44,9 @@ class AugmentShards:
         if not chosen:
             return records
         self.journal.parent.mkdir(parents=True, exist_ok=True)
-        done = augment_records([records[i] for i in chosen], self._effective_config(), self.journal)
+        done = augment_records(
+            [records[i] for i in chosen], self._effective_config(), self.journal, progress_sink
+        )
         out = list(records)
         for i, record in zip(chosen, done, strict=True):
             out[i] = record

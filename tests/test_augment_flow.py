@@ -87,3 +87,25 @@ def test_failed_records_are_kept_and_retried(tmp_path, server, monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url("openai"))
     body = flow_for(1)(recipe_path=str(path), quiet=True)
     assert body["stages"][-1]["augment"]["failed"] == 0
+
+
+def test_augment_status_line_reaches_the_stage_progress(capsys):
+    from flows.progress import StageProgress
+    from tasks.augment.display import status_line
+
+    snapshot = {
+        "records_done": 3, "records_failed": 1, "records_total": 6, "records_from_journal": 0,
+        "calls_sent": 9, "calls_cached": 2, "calls_in_flight": 4, "calls_failed": 1,
+        "retries": 1, "rate_limited": 1, "requests_per_min": 480.0, "rpm_limit": 500.0,
+        "tokens_per_min": 61000.0, "tpm_limit": 90000.0, "prompt_tokens": 1200,
+        "completion_tokens": 300, "cost": 0.0123, "cost_projected": 0.0456,
+        "iterations": {"1": 2, "5": 1},
+    }
+    line = status_line(snapshot)
+    assert "3 done" in line and "1 failed" in line and "4 in flight" in line
+    assert "480/500 req/min" in line and "61000/90000 tok/min" in line
+    assert "$0.0123 (proj $0.0456)" in line and "pairs 1:2,5:1" in line
+    with StageProgress(quiet=False, plain_every=0.0) as progress:
+        progress.start("augment", 6)
+        progress.detail(line)
+    assert f"[augment] {line}" in capsys.readouterr().err

@@ -42,6 +42,20 @@ def render(snapshot: dict[str, Any]) -> Table:
     return table
 
 
+def status_line(snapshot: dict[str, Any]) -> str:
+    """The same figures on one line, for a progress bar's detail or a CI log."""
+    s = snapshot
+    projected = s["cost_projected"]
+    iterations = ",".join(f"{k}:{v}" for k, v in s["iterations"].items()) or "-"
+    return (
+        f"{s['records_done']} done · {s['records_failed']} failed · {s['calls_cached']} cached · "
+        f"{s['calls_in_flight']} in flight · {s['requests_per_min']:.0f}/{s['rpm_limit']:.0f} "
+        f"req/min · {s['tokens_per_min']:.0f}/{s['tpm_limit']:.0f} tok/min · ${s['cost']:.4f}"
+        + (f" (proj ${projected:.4f})" if projected is not None else "")
+        + f" · pairs {iterations}"
+    )
+
+
 class LiveProgress:
     """Use as `on_progress`: a live table on a terminal, nothing elsewhere (CI logs get the
     runner's summary line instead)."""
