@@ -39,6 +39,8 @@ What each figure means (every figure is the median of --repeats runs):
   of RSS counts pages shared between processes (shared libraries) once per process; "PSS
   total" (sampled every 1 s) divides those among the processes and is the better estimate of
   memory really in use. Spikes shorter than the sampling interval are missed.
+* CPU seconds by role: CPU time (user + system) of the main process, the Prefect server, the
+  workers (summed) over the whole command: where the machine's cores went.
 * FastChat: its input records / command wall (JSON load, cleaning in ProcessPoolExecutor(),
   JSON dump), with all cores (the first K with --workers K) and under `taskset -c 0`.
 * ratios: sftforge rate / FastChat rate on the same cores.
@@ -186,9 +188,11 @@ def role_of(proc: psutil.Process, root_pid: int) -> str:
 
 @dataclass
 class TreeUsage:
-    total: int = 0
-    single: int = 0
-    by_role: dict[str, int] = field(default_factory=dict)
+    """Peaks over the samples of one run (bytes), and CPU seconds per kind of process."""
+
+    rss_total: int = 0
+    rss_single: int = 0
+    rss_by_role: dict[str, int] = field(default_factory=dict)
     pss_total: int = 0  # sampled every PSS_EVERY samples only
     cpu_seconds_by_role: dict[str, float] = field(default_factory=dict)
 
@@ -197,7 +201,9 @@ class TreeSampler:
     """Samples the RSS of a process and all its descendants on a background thread.
 
     Every PSS_EVERY-th sample also reads PSS (shared pages divided among the processes that
-    map them; /proc/PID/smaps_rollup, some ms per process, hence less often).
+    map them; /proc/PID/smaps_rollup, some ms per process, hence less often). The CPU time
+    of each process is its last sampled value (what a process uses in its final interval
+    before exiting is missed).
     """
 
     def __init__(self, pid: int, interval: float = SAMPLE_SECONDS) -> None:
@@ -247,11 +253,11 @@ class TreeSampler:
                 self._cpu[proc.pid] = cpu.user + cpu.system
             total += rss
             by_role[role] = by_role.get(role, 0) + rss
-            self.usage.single = max(self.usage.single, rss)
-        self.usage.total = max(self.usage.total, total)
+            self.usage.rss_single = max(self.usage.rss_single, rss)
+        self.usage.rss_total = max(self.usage.rss_total, total)
         self.usage.pss_total = max(self.usage.pss_total, pss_total)
         for role, rss in by_role.items():
-            self.usage.by_role[role] = max(self.usage.by_role.get(role, 0), rss)
+            self.usage.rss_by_role[role] = max(self.usage.rss_by_role.get(role, 0), rss)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -400,14 +406,15 @@ def median_or_none(values: Iterable[float]) -> float | None:
     return statistics.median(data) if data else None
 
 
-def usage_summary(peaks: list[TreeUsage]) -> dict[str, Any]:
-    roles = sorted({role for p in peaks for role in p.by_role})
+def usage_summary(usages: list[TreeUsage]) -> dict[str, Any]:
+    roles = sorted({role for u in usages for role in u.rss_by_role})
     return {
-        "peak_total_rss_mb": median(p.total / MB for p in peaks),
-        "peak_single_rss_mb": median(p.single / MB for p in peaks),
-        "peak_total_pss_mb": median(p.pss_total / MB for p in peaks),
-        "peak_rss_by_role_mb": {r: median(p.by_role.get(r, 0) / MB for p in peaks) for r in roles},
-        "cpu_seconds_by_role": {r: median(p.cpu_seconds_by_role.get(r, 0.0) for p in peaks)
+        "peak_total_rss_mb": median(u.rss_total / MB for u in usages),
+        "peak_single_rss_mb": median(u.rss_single / MB for u in usages),
+        "peak_total_pss_mb": median(u.pss_total / MB for u in usages),
+        "peak_rss_by_role_mb": {r: median(u.rss_by_role.get(r, 0) / MB for u in usages)
+                                for r in roles},
+        "cpu_seconds_by_role": {r: median(u.cpu_seconds_by_role.get(r, 0.0) for u in usages)
                                 for r in roles},
     }
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import xxhash
 
 from schemas.recipe import Recipe
@@ -29,10 +30,13 @@ from tasks.shards import (
     WORK_DIR,
     load_marker,
     read_records,
+    read_table,
+    records_table,
     remove_parts_from,
     remove_stale_temporaries,
     save_marker,
     stage_part,
+    table_records,
     write_bytes_atomic,
     write_stage_shard,
 )
@@ -135,18 +139,41 @@ def apply_step(
     fn: StepFn, records: list[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Run one step over a shard's records. A step that raises rejects that record only."""
+    kept, rejects, _ = apply_step_rows(fn, records)
+    return kept, rejects
+
+
+def apply_step_rows(
+    fn: StepFn, records: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[int] | None]:
+    """`apply_step`, plus the input rows kept when the step changed none of them (a pure
+    filter): its output is then those rows of its input table, with no rebuilding."""
     kept: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
-    for record in records:
+    rows: list[int] | None = []
+    for i, record in enumerate(records):
         try:
             result = fn(record)
         except Exception as exc:
             result = Rejected("step_error", f"{type(exc).__name__}: {exc}")
         if isinstance(result, Rejected):
             rejects.append(reject_row(record, result, dumps(record)))
-        else:
-            kept.append(result)
-    return kept, rejects
+            continue
+        kept.append(result)
+        if rows is not None:
+            if result is record:
+                rows.append(i)
+            else:
+                rows = None
+    return kept, rejects, rows
+
+
+def _output_table(
+    stage: StagePlan, table: pa.Table, kept: list[dict[str, Any]], rows: list[int] | None
+) -> pa.Table:
+    if rows is not None and stage.kind == stage.input_kind:
+        return table.take(pa.array(rows, type=pa.int64()))
+    return records_table(kept, stage.kind)
 
 
 def shard_stats(
@@ -244,14 +271,16 @@ def run_map_shard(
         return results
     source_stage = segment.input_stage if start == 0 else segment.stages[start - 1].stage
     input_kind = segment.stages[start].input_kind
-    records = read_records(stage_part(out, source_stage, shard), input_kind)
+    table = read_table(stage_part(out, source_stage, shard), input_kind)
+    records = table_records(table)
     for stage in segment.stages[start:]:
         began = time.perf_counter()
-        kept, rejects = apply_step(build_step(stage.step, seed), records)
+        kept, rejects, rows = apply_step_rows(build_step(stage.step, seed), records)
         stats = shard_stats(
             stage.fingerprint, len(records), kept, rejects, time.perf_counter() - began
         )
-        write_stage_shard(out, stage.stage, shard, stage.kind, kept, rejects)
+        table = _output_table(stage, table, kept, rows)
+        write_stage_shard(out, stage.stage, shard, stage.kind, table, rejects)
         save_marker(out, stage.stage, shard, stats)
         results[stage.stage] = stats
         records = kept
@@ -295,16 +324,19 @@ def _global_shard(
     batch = getattr(fn, "apply_batch", None)
     if done is not None and batch is not None:
         return done  # a batch step keeps no state between shards: nothing to replay
-    records = read_records(stage_part(out, segment.input_stage, shard), stage.input_kind)
+    table = read_table(stage_part(out, segment.input_stage, shard), stage.input_kind)
+    records = table_records(table)
     began = time.perf_counter()
+    rows: list[int] | None = None
     if batch is not None:
         kept, rejects = batch(records), []
     else:
-        kept, rejects = apply_step(fn, records)
+        kept, rejects, rows = apply_step_rows(fn, records)
     if done is not None:
         return done
     stats = shard_stats(stage.fingerprint, len(records), kept, rejects, time.perf_counter() - began)
-    write_stage_shard(out, stage.stage, shard, stage.kind, kept, rejects)
+    output = _output_table(stage, table, kept, rows)
+    write_stage_shard(out, stage.stage, shard, stage.kind, output, rejects)
     if stage.kind == "augmented":
         stats["augment"] = augment_summary(kept, getattr(stage.step, "datasets", None))
         if stats["augment"]["failed"]:

@@ -202,8 +202,10 @@ def write_outputs(
         shard_of = _shard_of(output, recipe.seed)
         as_list = _SUFFIX[output.format] == "json"
         writers = {key: _JsonWriter(path, as_list) for key, path in paths.items()}
+        # Alpaca JSON needs a few columns (an augmented record's chain is the bulk).
+        columns = ["id", "dataset", "instruction", "input", "output", "meta"]
         try:
-            for record in records():
+            for record in records(columns if output.format == "alpaca_json" else None):
                 if output.datasets is not None and record.get("dataset") not in output.datasets:
                     continue
                 split = splitter(record)

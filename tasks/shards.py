@@ -93,16 +93,24 @@ def records_table(records: list[dict[str, Any]], kind: str) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=schema)
 
 
-def read_records(path: Path, kind: str, columns: list[str] | None = None) -> list[dict[str, Any]]:
-    """A shard's records; `columns` reads only those (a first pass that needs few fields)."""
+def read_table(path: Path, kind: str, columns: list[str] | None = None) -> pa.Table:
     schema = SCHEMAS[kind]
     if columns is not None:
         schema = pa.schema([schema.field(name) for name in columns])
-    records = pq.read_table(path, columns=columns, schema=schema).to_pylist()
-    for name in JSON_FIELDS.intersection(schema.names):
+    return pq.read_table(path, columns=columns, schema=schema)
+
+
+def table_records(table: pa.Table) -> list[dict[str, Any]]:
+    records = table.to_pylist()
+    for name in JSON_FIELDS.intersection(table.schema.names):
         for record in records:
             record[name] = _json_value(record[name])
     return records
+
+
+def read_records(path: Path, kind: str, columns: list[str] | None = None) -> list[dict[str, Any]]:
+    """A shard's records; `columns` reads only those (a first pass that needs few fields)."""
+    return table_records(read_table(path, kind, columns))
 
 
 def rejects_table(rejects: list[dict[str, Any]]) -> pa.Table:
@@ -114,10 +122,12 @@ def write_stage_shard(
     stage: str,
     shard: int,
     kind: str,
-    kept: list[dict[str, Any]],
+    kept: list[dict[str, Any]] | pa.Table,
     rejects: list[dict[str, Any]],
 ) -> None:
-    write_table_atomic(records_table(kept, kind), stage_part(out, stage, shard))
+    """`kept` as records, or as a table already (a filter's rows taken from its input)."""
+    table = kept if isinstance(kept, pa.Table) else records_table(kept, kind)
+    write_table_atomic(table, stage_part(out, stage, shard))
     rejected = reject_part(out, stage, shard)
     if rejects:
         write_table_atomic(rejects_table(rejects), rejected)
