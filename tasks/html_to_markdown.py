@@ -36,6 +36,8 @@ _LIST_MARKER = re.compile(r"[-*+]|\d{1,9}[.)]")
 _REGENERATE = re.compile(r"^\s*\d+\s*/\s*\d+")
 _COPY_CHARS = re.compile(r"Copy\d+ chars / \d+ words")
 _BLANK_RUNS = re.compile(r"\n{3,}")
+# ChatGPT's answer wrapper: one block element that carries nothing Markdown needs.
+_PROSE_WRAPPER = re.compile(r"^\s*<div class=\"markdown prose[^\"]*\">(.*)</div>\s*$", re.S)
 
 
 def _language(header_html: str, code_attrs: str) -> str:
@@ -206,6 +208,9 @@ def html_to_markdown(value: str) -> str:
         text = html.unescape(value)
     else:
         value = _BUTTON.sub("", value)
+        wrapped = _PROSE_WRAPPER.match(value)
+        if wrapped:
+            value = wrapped.group(1)
         value, blocks = extract_code_blocks(value)
         soup = BeautifulSoup(value, "lxml", element_classes={Tag: _FastTag})
         if "katex" in value or "<math" in value:

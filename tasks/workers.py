@@ -39,13 +39,25 @@ def worker_pool(workers: int, kind: str = "local") -> Iterator[None]:
         yield
         return
     # spawn, not fork: the flow's process has threads (Prefect's, ours) at this point.
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_warm_up
+    )
+    # Start the processes now: their imports overlap the read stage, which runs in the flow's
+    # process, instead of delaying the first shard.
+    for _ in range(workers):
+        pool.submit(int)
     token = _pool.set(pool)
     try:
         yield
     finally:
         _pool.reset(token)
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _warm_up() -> None:
+    """Import what shard work needs (bs4, lxml, markdownify, pyarrow, the steps) once."""
+    import tasks.engine  # noqa: F401
+    import tasks.html_to_markdown  # noqa: F401
 
 
 def run_in_worker(fn: Callable[..., T], *args: Any) -> T:
