@@ -1,7 +1,10 @@
-"""Benchmark: conversations → OpenChat token files with the project's tokenizer (issue 5 §7).
+"""(Named tokenize_files.py, not tokenize.py: a script folder holding tokenize.py shadows the
+standard library module of that name for every script run from it.)
 
-    python benchmarks/tokenize.py                         # 20,000 conversations, 3 runs
-    python benchmarks/tokenize.py --conversations 80000   # memory must not grow with input
+Benchmark: conversations → OpenChat token files with the project's tokenizer (issue 5 §7).
+
+    python benchmarks/tokenize_files.py                      # 20,000 conversations, 3 runs
+    python benchmarks/tokenize_files.py --conversations 80000   # memory must not grow with input
 
 Each run is a fresh process (so its peak RSS is its own) that streams the conversations from a
 generator — never holding the input — through tasks/token_files.py `write_openchat_tokens`
