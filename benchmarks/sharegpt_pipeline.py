@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import importlib.util
 import json
 import os
@@ -88,6 +89,17 @@ MB = 1024 * 1024
 
 
 # ---------------------------------------------------------------- input
+
+
+def code_fingerprint() -> str:
+    """A hash of the code the runs execute (the recipe and the project's packages)."""
+    digest = hashlib.sha256()
+    paths = [RECIPE]
+    for package in ("flows", "tasks", "schemas"):
+        paths.extend((ROOT / package).rglob("*.py"))
+    for path in sorted(paths):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def load_generator() -> ModuleType:
@@ -556,6 +568,10 @@ def ratio_rows(results: dict[str, Any]) -> list[list[str]]:
 
 def print_report(results: dict[str, Any], info: InputInfo, repeats: int) -> None:
     print_input(info)
+    print(f"code: sftforge sources {results['code_fingerprint']}")
+    if "code_fingerprint_after" in results:
+        print(f"WARNING: the sources changed during the benchmark (now "
+              f"{results['code_fingerprint_after']}): runs may have measured different code")
     print_sftforge("sftforge sharegpt_clean", results["sftforge"], repeats)
     if "sftforge_one_core" in results:
         print_sftforge("sftforge sharegpt_clean under taskset -c 0", results["sftforge_one_core"],
@@ -596,12 +612,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def benchmark(args: argparse.Namespace, work: Path) -> tuple[dict[str, Any], InputInfo]:
     load_before = os.getloadavg()
+    code_before = code_fingerprint()
     began = time.perf_counter()
     info = write_inputs(work, args.records, with_json_list=args.fastchat)
     print(f"generated {info.records} records in {time.perf_counter() - began:.1f} s", flush=True)
     results: dict[str, Any] = {"records": args.records, "repeats": args.repeats,
                                "cpu_count": os.cpu_count(), "input": asdict(info),
-                               "load_average_before": load_before}
+                               "load_average_before": load_before,
+                               "code_fingerprint": code_before}
     results["input"]["answer_kb"] = info.answer_kb
     configs = [("sftforge", args.workers, False)]
     if args.one_core:
@@ -625,6 +643,9 @@ def benchmark(args: argparse.Namespace, work: Path) -> tuple[dict[str, Any], Inp
                 print(f"FastChat {n} core(s) run {i}: {fruns[-1].seconds:.1f} s, other load "
                       f"{fruns[-1].other_cpu_cores:.2f} cores", flush=True)
             results[key] = fastchat_summary(fruns, info.fastchat_records, n)
+    code_after = code_fingerprint()
+    if code_after != code_before:
+        results["code_fingerprint_after"] = code_after
     return results, info
 
 
