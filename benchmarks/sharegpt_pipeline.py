@@ -184,18 +184,23 @@ def write_inputs(work: Path, records: int, with_json_list: bool) -> InputInfo:
 # ---------------------------------------------------------------- process-tree sampling
 
 
-def role_of(proc: psutil.Process, root_pid: int) -> str:
-    if proc.pid == root_pid:
+def role_of(proc: psutil.Process, root: psutil.Process) -> str:
+    """main, prefect server, worker (spawned, or forked: same command line), helper, other."""
+    if proc.pid == root.pid:
         return "main"
     try:
-        cmdline = " ".join(proc.cmdline())
+        cmdline = proc.cmdline()
+        root_cmdline = root.cmdline()
     except psutil.Error:
-        return "worker"
-    if "prefect.server" in cmdline:
+        return "other"
+    text = " ".join(cmdline)
+    if "prefect.server" in text:
         return "prefect server"
-    if "resource_tracker" in cmdline:
+    if "resource_tracker" in text:
         return "helper"
-    return "worker"
+    if "multiprocessing.spawn" in text or cmdline == root_cmdline:
+        return "worker"
+    return "other"
 
 
 @dataclass
@@ -259,7 +264,7 @@ class TreeSampler:
                     rss = proc.memory_info().rss
             except psutil.Error:
                 continue
-            role = self._roles.setdefault(proc.pid, role_of(proc, self.root.pid))
+            role = self._roles.setdefault(proc.pid, role_of(proc, self.root))
             with contextlib.suppress(psutil.Error):
                 cpu = proc.cpu_times()
                 self._cpu[proc.pid] = cpu.user + cpu.system
@@ -379,13 +384,19 @@ def base_python3() -> Path:
     return Path(sys.base_prefix) / "bin" / "python3"
 
 
+def fastchat_ready(python: Path) -> bool:
+    probe = [str(python), "-c", "import fastchat.data.clean_sharegpt"]
+    return python.exists() and subprocess.run(probe, capture_output=True).returncode == 0
+
+
 def ensure_fastchat_venv() -> Path:
     python = FASTCHAT_VENV / "bin" / "python"
-    if python.exists():
+    if fastchat_ready(python):
         return python
     print(f"creating {FASTCHAT_VENV.relative_to(ROOT)} (fschat==0.2.36) ...", flush=True)
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([str(base_python3()), "-m", "venv", str(FASTCHAT_VENV)], check=True)
+    if not python.exists():
+        subprocess.run([str(base_python3()), "-m", "venv", str(FASTCHAT_VENV)], check=True)
     subprocess.run([*pip, "--no-deps", "fschat==0.2.36"], check=True)
     subprocess.run([*pip, *FASTCHAT_PACKAGES], check=True)
     return python
@@ -395,14 +406,16 @@ def cpu_list(cores: int) -> str:
     return "0" if cores == 1 else f"0-{cores - 1}"
 
 
-def run_fastchat(python: Path, json_list: str, work: Path, cores: int, index: int) -> CommandRun:
+def run_fastchat(python: Path, json_list: str, work: Path, cores: int, index: int,
+                 keep: bool) -> CommandRun:
     out = work / f"fastchat-{cores}c-{index}.json"
     cmd = [str(python), "-m", "fastchat.data.clean_sharegpt", "--in", json_list, "--out", str(out)]
     if cores < (os.cpu_count() or 1):
         cmd = ["taskset", "-c", cpu_list(cores), *cmd]
     run = run_sampled(cmd, dict(os.environ), work / f"fastchat-{cores}c-{index}.log")
     check(run, f"FastChat ({cores} cores) run {index}")
-    out.unlink(missing_ok=True)
+    if not keep:
+        out.unlink(missing_ok=True)
     return run
 
 
@@ -529,11 +542,13 @@ def print_sftforge(label: str, s: dict[str, Any], repeats: int) -> None:
 
 
 def print_memory(s: dict[str, Any]) -> None:
-    roles = ", ".join(f"{role} {fmt_mb(mb)}" for role, mb in s["peak_rss_by_role_mb"].items())
+    roles = ", ".join(f"{role} {fmt_mb(mb)}" for role, mb in s["peak_rss_by_role_mb"].items()
+                      if mb)
     print(f"peak RSS: total {fmt_mb(s['peak_total_rss_mb'])}, single process "
           f"{fmt_mb(s['peak_single_rss_mb'])} (peaks by role: {roles}); "
           f"peak total PSS {fmt_mb(s['peak_total_pss_mb'])}")
-    cpu = ", ".join(f"{role} {sec:.1f}" for role, sec in s["cpu_seconds_by_role"].items())
+    cpu = ", ".join(f"{role} {sec:.1f}" for role, sec in s["cpu_seconds_by_role"].items()
+                    if sec >= 0.05)
     print(f"CPU seconds by role (whole command): {cpu}")
 
 
@@ -639,7 +654,8 @@ def benchmark(args: argparse.Namespace, work: Path) -> tuple[dict[str, Any], Inp
         for key, n in (("fastchat_all_cores", cores), ("fastchat_1_core", 1)):
             fruns = []
             for i in range(1, args.repeats + 1):
-                fruns.append(run_fastchat(python, info.json_list, work, n, i))
+                fruns.append(run_fastchat(python, info.json_list, work, n, i,
+                                          args.keep is not None))
                 print(f"FastChat {n} core(s) run {i}: {fruns[-1].seconds:.1f} s, other load "
                       f"{fruns[-1].other_cpu_cores:.2f} cores", flush=True)
             results[key] = fastchat_summary(fruns, info.fastchat_records, n)
