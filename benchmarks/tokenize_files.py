@@ -10,10 +10,13 @@ Each run is a fresh process (so its peak RSS is its own) that streams the conver
 generator — never holding the input — through tasks/token_files.py `write_openchat_tokens`
 with everything on: the checks of §6 (ids, masks, lengths, special tokens, supervised text
 decoded run by run), the .json token file, the .text.json decoded text and the parquet twin.
-Reported: tokens written per second of that call (median of the runs), text MB/s, the CPU
-seconds it used (both cores busy: CPU ≈ 2 × wall), and the peak RSS of the process (ru_maxrss)
-next to its RSS before the call. For scale, each run also times the tokenizer alone
-(`encode_batch` of the same messages, same batch size): the ceiling for the whole pipeline.
+Long inputs run on worker processes (tasks/ordered_pool.py), so reported per run: tokens
+written per second of that call (median of the runs), text MB/s, the CPU seconds it used in
+the process and its workers (CPU-s per million tokens does not depend on how busy the machine
+is; wall time does, so the load average is printed), the peak RSS of the process (ru_maxrss)
+next to its RSS before the call, and the largest worker's peak RSS. For scale, each run also
+times the tokenizer alone (the same batched call on the same messages, in-process, both cores):
+the ceiling for the whole pipeline.
 
 The conversations are the demo generator's (data/make_sharegpt_sample.py), answers converted to
 Markdown once by the project's html_to_markdown, then cycled with fresh ids up to the count.
@@ -98,20 +101,19 @@ def child(count: int, long_conversations: str) -> dict[str, Any]:
     )
     before = rss_mb()
     with tempfile.TemporaryDirectory() as tmp:
-        cpu, start = time.process_time(), time.perf_counter()
+        cpu, start = cpu_seconds(), time.perf_counter()
         result = write_openchat_tokens(
             Path(tmp), config, lambda: stream(base, count), lambda record: "train"
         )
-        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     tokens = result["counts"]["train_tokens"]
-    backend = load_tokenizer(config.tokenizer).backend
+    tok = load_tokenizer(config.tokenizer)
     texts = [m["content"] for c in base for m in c["messages"]]
     batch = config.batch_size * len(texts) // len(base)
     encoded, start = 0, time.perf_counter()
     for _ in range(count // len(base)):
         for at in range(0, len(texts), batch):
-            encodings = backend.encode_batch(texts[at : at + batch], add_special_tokens=False)
-            encoded += sum(len(e.ids) for e in encodings)
+            encoded += sum(map(len, tok.encode(texts[at : at + batch])))
     encode_seconds = time.perf_counter() - start
     return {
         "conversations": count,
@@ -122,9 +124,19 @@ def child(count: int, long_conversations: str) -> dict[str, Any]:
         "encode_only_tokens_per_s": encoded / encode_seconds,
         "text_mb_per_s": text_bytes / seconds / 1e6,
         "chars_per_token": chars * count / len(base) / tokens,
+        "cpu_per_million_tokens": cpu / tokens * 1e6,
         "rss_before_mb": before,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "worker_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "load_average": os.getloadavg()[0],
     }
+
+
+def cpu_seconds() -> float:
+    """This process and its finished worker processes (the pool is shut down by then)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> None:
@@ -163,9 +175,11 @@ def main() -> None:
     )
     for r in runs:
         print(
-            f"  {r['seconds']:.2f} s (CPU {r['cpu_seconds']:.2f} s)  {r['tokens_per_s']:,.0f} "
+            f"  {r['seconds']:.2f} s (CPU {r['cpu_seconds']:.2f} s, "
+            f"{r['cpu_per_million_tokens']:.2f} CPU-s per M tokens)  {r['tokens_per_s']:,.0f} "
             f"tokens/s  [tokenizer alone: {r['encode_only_tokens_per_s']:,.0f} tokens/s]  "
-            f"RSS before {r['rss_before_mb']:.0f} MB, peak {r['peak_rss_mb']:.0f} MB"
+            f"RSS before {r['rss_before_mb']:.0f} MB, peak {r['peak_rss_mb']:.0f} MB, "
+            f"worker peak {r['worker_peak_rss_mb']:.0f} MB, load {r['load_average']:.2f}"
         )
     alone = statistics.median(r["encode_only_tokens_per_s"] for r in runs)
     print(f"median: {rate:,.0f} tokens/s ({mbps:.1f} MB/s of text)")

@@ -69,6 +69,8 @@ class OpenChatTokensOutput(_Strict):
     # tokenizer whose decode is not the inverse of encode (e.g. a normalizing one).
     check_decode: bool = True
     batch_size: int = Field(default=256, ge=1)
+    # Processes for long inputs (the first batches always run in-process); default: one per CPU.
+    workers: int | None = Field(default=None, ge=1)
 
 
 class InstructionTokensOutput(_Strict):

@@ -107,15 +107,19 @@ class ConversationEncoder:
     def _one(
         self, messages: Sequence[dict[str, str]], contents: list[list[int]]
     ) -> EncodedConversation:
+        # Hot loop (every message of every conversation): locals, no per-token Python.
+        eot, prefixes = self.eot, self.prefix
         header = Unit([], [], 0, 0)
         if self.bos is not None:
             header.ids.append(self.bos)
             header.mask.append(False)
         turns: list[Unit] = []
         current = header
-        for i, (message, content) in enumerate(zip(messages, contents, strict=True)):
+        if len(messages) != len(contents):
+            raise ValueError(f"{len(messages)} messages but {len(contents)} encoded contents")
+        for i, message in enumerate(messages):
             role = message["role"]
-            prefix = self.prefix.get(role)
+            prefix = prefixes.get(role)
             if prefix is None:
                 raise ValueError(f"message {i} has role {role!r} (expected system/user/assistant)")
             # Leading system messages stay in the header; a user message opens a turn, and so
@@ -123,11 +127,12 @@ class ConversationEncoder:
             if role == "user" or (current is header and role != "system"):
                 current = Unit([], [], i, i)
                 turns.append(current)
-            supervised = role == "assistant"
-            current.ids += prefix
-            current.mask += [False] * len(prefix)
-            current.ids += content
-            current.ids.append(self.eot)
-            current.mask += [supervised] * (len(content) + 1)
+            content = contents[i]
+            ids, mask = current.ids, current.mask
+            ids += prefix
+            ids += content
+            ids.append(eot)
+            mask += [False] * len(prefix)
+            mask += [role == "assistant"] * (len(content) + 1)
             current.end = i + 1
         return EncodedConversation(header, turns)

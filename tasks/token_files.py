@@ -12,25 +12,25 @@ both. Records are read in batches (`batch_size` conversations): memory does not 
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from schemas.training import OpenChatTokensOutput
-from tasks.chat_templates import ConversationEncoder, resolve_template
+from tasks.chat_templates import ChatTemplate, ConversationEncoder, resolve_template
 from tasks.long_conversations import Piece, fit
-from tasks.prefetch import ahead
+from tasks.ordered_pool import ordered_map
 from tasks.prompt_templates import record_messages
-from tasks.token_checks import (
-    check_ids_and_mask,
-    check_special_tokens,
-    check_supervised_text,
-    supervised_runs,
-)
-from tasks.tokenizer import load_tokenizer
+from tasks.token_batch import TokenBatch, TokenJson, check_batch
+from tasks.token_checks import check_supervised_text
+from tasks.tokenizer import LoadedTokenizer, load_tokenizer
 from tasks.training_io import FileSet, JsonListWriter, ParquetWriter, dumps, remove_files
 
 PARQUET_SCHEMA = pa.schema(
@@ -54,10 +54,6 @@ def batched(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[st
             batch = []
     if batch:
         yield batch
-
-
-def _messages(batch: list[dict[str, Any]]) -> list[list[dict[str, str]]]:
-    return [record_messages(r) for r in batch]
 
 
 def split_paths(
@@ -90,7 +86,6 @@ def write_openchat_tokens(
     tok = load_tokenizer(config.tokenizer)
     template = resolve_template(config.template)
     max_length = config.max_length or template.max_length
-    encoder = ConversationEncoder(tok, template)
     name = config.name or template.name
     folder = out / "export"
     files = FileSet()
@@ -100,46 +95,20 @@ def write_openchat_tokens(
     def paths_of(split: str) -> list[Path]:
         return split_paths(folder, name, split, config.text_files, config.parquet)
 
+    def jobs() -> Iterator[list[_Conversation]]:
+        for batch in batched(records(), config.batch_size):
+            # whole conversations, before any splitting
+            yield [(r["id"], record_messages(r), splitter(r)) for r in batch]
+
+    make_work = partial(OpenChatBatch, tok, template, max_length, config)
     try:
         splits["train"] = _SplitFiles(paths_of("train"), config, files)
-        batches = batched(records(), config.batch_size)
-        for batch, contents in ahead(batches, lambda b: encoder.encode_contents(_messages(b))):
-            encoded = encoder.assemble(_messages(batch), contents)
-            kept: list[tuple[dict[str, Any], str, int, Piece]] = []
-            for record, conv in zip(batch, encoded, strict=True):
-                split = splitter(record)  # whole conversations, before any splitting
+        for done in ordered_map(make_work, jobs(), workers=config.workers or _cpus()):
+            counts.update(done.counts)
+            for split, part in done.splits.items():
                 if split not in splits:
                     splits[split] = _SplitFiles(paths_of(split), config, files)
-                counts[f"{split}_conversations"] += 1
-                pieces = fit(conv, max_length, config.long_conversations)
-                counts["split_pieces"] += len(pieces) - 1
-                for index, piece in enumerate(pieces):
-                    if not any(piece.mask):
-                        counts["dropped_no_supervision"] += 1
-                        continue
-                    kept.append((record, split, index, piece))
-            _check(kept, tok, encoder, template.eot_token, max_length, config.check_decode)
-            texts = tok.decode_batch([p.ids for *_, p in kept]) if config.text_files else None
-            for i, (record, split, index, piece) in enumerate(kept):
-                target = splits[split]
-                target.tokens.write_json(dumps([piece.ids, piece.mask]))
-                if target.text is not None and texts is not None:
-                    target.text.write_json(dumps(texts[i]))
-                if target.parquet is not None:
-                    target.parquet.write_row(
-                        {
-                            "id": record["id"],
-                            "piece": index,
-                            "input_ids": piece.ids,
-                            "supervise_mask": piece.mask,
-                            "length": len(piece.ids),
-                            "truncated": piece.truncated,
-                        }
-                    )
-                counts[f"{split}_examples"] += 1
-                counts[f"{split}_tokens"] += len(piece.ids)
-                counts[f"{split}_supervised_tokens"] += sum(piece.mask)
-                counts["truncated"] += piece.truncated
+                part.write_to(splits[split])
     except BaseException:
         files.abort()
         raise
@@ -163,46 +132,143 @@ def write_openchat_tokens(
     }
 
 
-def _check(
-    kept: list[tuple[dict[str, Any], str, int, Piece]],
-    tok: Any,
-    encoder: ConversationEncoder,
-    eot_token: str,
-    max_length: int,
-    check_decode: bool,
-) -> None:
-    """§6 on every example of the batch, before anything of it is written."""
-    runs_of: list[list[tuple[int, int]]] = []
-    for record, _, index, piece in kept:
-        where = f"{record['id']} piece {index}"
-        check_ids_and_mask(
-            piece.ids, piece.mask, vocab_size=tok.vocab_size, max_length=max_length, where=where
-        )
-        messages = piece.header_end + piece.end - piece.start
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+_Conversation = tuple[str, list[dict[str, str]], str]  # id, messages, split
+
+
+@dataclass
+class _SplitPart:
+    """One batch's lines and rows for one split's files."""
+
+    tokens: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    rows: pa.Table | None = None
+
+    def write_to(self, files: _SplitFiles) -> None:
+        files.tokens.write_many(self.tokens)
+        if files.text is not None:
+            files.text.write_many(self.texts)
+        if files.parquet is not None and self.rows is not None:
+            files.parquet.write_table(self.rows)
+
+
+@dataclass
+class _BatchDone:
+    splits: dict[str, _SplitPart]
+    counts: Counter[str]
+
+
+@dataclass
+class _Example:
+    id: str
+    messages: list[dict[str, str]]
+    split: str
+    index: int  # piece number within its conversation
+    piece: Piece
+
+
+class OpenChatBatch:
+    """Conversations → checked, serialized examples (runs in a worker process for long inputs)."""
+
+    def __init__(
+        self, tok: LoadedTokenizer, template: ChatTemplate, max_length: int, config: Any
+    ) -> None:
+        self.tok, self.template, self.max_length, self.config = tok, template, max_length, config
+        self.encoder = ConversationEncoder(tok, template)
+        self.token_json = TokenJson(tok.vocab_size)
+
+    def __call__(self, batch: list[_Conversation]) -> _BatchDone:
+        counts: Counter[str] = Counter()
+        messages = [m for _, m, _ in batch]
+        encoded = self.encoder.encode(messages)
+        kept: list[_Example] = []
+        for (record_id, msgs, split), conv in zip(batch, encoded, strict=True):
+            counts[f"{split}_conversations"] += 1
+            pieces = fit(conv, self.max_length, self.config.long_conversations)
+            counts["split_pieces"] += len(pieces) - 1
+            for index, piece in enumerate(pieces):
+                if not any(piece.mask):
+                    counts["dropped_no_supervision"] += 1
+                    continue
+                kept.append(_Example(record_id, msgs, split, index, piece))
+        if not kept:
+            return _BatchDone({}, counts)
+        tokens = TokenBatch.of([(e.piece.ids, e.piece.mask) for e in kept])
+        runs = tokens.runs()
+        self._check(kept, tokens, runs)
+        supervised = tokens.count(tokens.mask_np).tolist()
+        for example, n in zip(kept, supervised, strict=True):
+            counts[f"{example.split}_examples"] += 1
+            counts[f"{example.split}_tokens"] += len(example.piece.ids)
+            counts[f"{example.split}_supervised_tokens"] += n
+            counts["truncated"] += example.piece.truncated
+        return _BatchDone(self._serialize(kept, tokens, runs), counts)
+
+    def _check(
+        self, kept: list[_Example], tokens: TokenBatch, runs: list[list[tuple[int, int]]]
+    ) -> None:
+        """§6 on every example of the batch, before anything of it is written."""
+        encoder, tok = self.encoder, self.tok
+        messages = np.array([e.piece.header_end + e.piece.end - e.piece.start for e in kept])
         expected = {encoder.eot: messages}
         if encoder.bos is not None:
             expected[encoder.bos] = expected.get(encoder.bos, 0) + 1
-        check_special_tokens(
-            piece.ids,
+        check_batch(
+            tokens,
+            vocab_size=tok.vocab_size,
+            max_length=self.max_length,
             expected=expected,
             special_ids=tok.special_ids,
-            truncated=piece.truncated,
-            where=where,
+            truncated=np.array([e.piece.truncated for e in kept], dtype=bool),
+            where=[f"{e.id} piece {e.index}" for e in kept],
         )
-        runs_of.append(supervised_runs(piece.mask))
-    if not check_decode:
-        return
-    decoded = tok.decode_batch(
-        [p.ids[a:b] for (*_, p), runs in zip(kept, runs_of, strict=True) for a, b in runs]
-    )
-    at = 0
-    for (record, _, index, piece), runs in zip(kept, runs_of, strict=True):
-        messages = record_messages(record)[piece.start : piece.end]
-        want = [m["content"] + eot_token for m in messages if m["role"] == "assistant"]
-        check_supervised_text(
-            decoded[at : at + len(runs)],
-            want,
-            truncated=piece.truncated,
-            where=f"{record['id']} piece {index}",
+        if not self.config.check_decode:
+            return
+        decoded = tok.decode_batch(
+            [e.piece.ids[a:b] for e, spans in zip(kept, runs, strict=True) for a, b in spans]
         )
-        at += len(runs)
+        at, eot = 0, self.template.eot_token
+        for e, spans in zip(kept, runs, strict=True):
+            want = [
+                m["content"] + eot
+                for m in e.messages[e.piece.start : e.piece.end]
+                if m["role"] == "assistant"
+            ]
+            check_supervised_text(
+                decoded[at : at + len(spans)],
+                want,
+                truncated=e.piece.truncated,
+                where=f"{e.id} piece {e.index}",
+            )
+            at += len(spans)
+
+    def _serialize(
+        self, kept: list[_Example], tokens: TokenBatch, runs: list[list[tuple[int, int]]]
+    ) -> dict[str, _SplitPart]:
+        parts: dict[str, _SplitPart] = {}
+        texts = self.tok.decode_batch([e.piece.ids for e in kept]) if self.config.text_files else []
+        for i, e in enumerate(kept):
+            part = parts.setdefault(e.split, _SplitPart())
+            part.tokens.append(self.token_json.line(e.piece.ids, runs[i]))
+            if texts:
+                part.texts.append(dumps(texts[i]))
+        if self.config.parquet:
+            input_ids, supervise_mask = tokens.arrow_lists()
+            table = pa.table(
+                {
+                    "id": [e.id for e in kept],
+                    "piece": pa.array([e.index for e in kept], pa.int32()),
+                    "input_ids": input_ids,
+                    "supervise_mask": supervise_mask,
+                    "length": pa.array(tokens.lengths(), pa.int32()),
+                    "truncated": [e.piece.truncated for e in kept],
+                },
+                schema=PARQUET_SCHEMA,
+            )
+            split_of = np.array([e.split for e in kept])
+            for split, part in parts.items():
+                part.rows = table if len(parts) == 1 else table.filter(pa.array(split_of == split))
+        return parts

@@ -22,6 +22,7 @@ from typing import Any
 from tokenizers import AddedToken, Encoding, Tokenizer
 
 from schemas.training import TokenizerConfig
+from tasks.byte_decode import ByteTableDecoder, byte_table_decoder
 
 
 class TokenizerError(ValueError):
@@ -39,19 +40,26 @@ class LoadedTokenizer:
     eos_id: int | None
     adds_bos: bool  # does tokenizer(text) put BOS in front (LLaMA: yes, GPT-2: no)
     special_ids: frozenset[int] = field(default_factory=frozenset)
+    table: ByteTableDecoder | None = None  # a checked fast path for byte-level decoders
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text, no special tokens added (batched, in parallel)."""
-        return [e.ids for e in self.backend.encode_batch(list(texts), add_special_tokens=False)]
+        # encode_batch_fast skips the character offsets, which ids do not need (~25% faster)
+        encode = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
+        return [e.ids for e in encode(list(texts), add_special_tokens=False)]
 
     def encode_raw(self, texts: Sequence[str]) -> list[Encoding]:
         """The backend's encodings (ids plus character alignment, queried lazily in Rust)."""
         return self.backend.encode_batch(list(texts), add_special_tokens=False)
 
     def decode(self, ids: Sequence[int]) -> str:
+        if self.table is not None:
+            return self.table.decode(ids)
         return self.backend.decode(list(ids), skip_special_tokens=False)
 
     def decode_batch(self, batch: Sequence[Sequence[int]]) -> list[str]:
+        if self.table is not None:
+            return self.table.decode_batch(batch)
         return self.backend.decode_batch([list(ids) for ids in batch], skip_special_tokens=False)
 
     def special_id(self, token: str) -> int:
@@ -63,6 +71,14 @@ class LoadedTokenizer:
                 f"add it with `tokenizer: {{special_tokens: [{token!r}]}}`"
             )
         return token_id
+
+    def __getstate__(self) -> dict[str, Any]:
+        # For worker processes: transformers' object stays behind (the backend is all they use,
+        # and importing transformers costs a process 1.5 s).
+        return {**self.__dict__, "hf": None, "backend": self.backend.to_str()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, backend=_configure(Tokenizer.from_str(state["backend"])))
 
     def require(self, what: str) -> int:
         """BOS or EOS id, or a clear error naming the tokenizer."""
@@ -104,10 +120,7 @@ def _load(path: str, special_tokens: tuple[str, ...], revision: str | None) -> L
             [AddedToken(t, special=True, normalized=False) for t in special_tokens],
             special_tokens=True,
         )
-    backend = Tokenizer.from_str(hf.backend_tokenizer.to_str())
-    backend.encode_special_tokens = True  # special-token spellings in text stay text
-    backend.no_truncation()  # a tokenizer.json may ship truncation/padding: we cut ourselves
-    backend.no_padding()
+    backend = _configure(Tokenizer.from_str(hf.backend_tokenizer.to_str()))
     special_ids = frozenset(
         token_id for token_id, added in backend.get_added_tokens_decoder().items() if added.special
     )
@@ -124,7 +137,15 @@ def _load(path: str, special_tokens: tuple[str, ...], revision: str | None) -> L
         eos_id=hf.eos_token_id,
         adds_bos=adds_bos,
         special_ids=special_ids,
+        table=byte_table_decoder(backend),
     )
+
+
+def _configure(backend: Tokenizer) -> Tokenizer:
+    backend.encode_special_tokens = True  # special-token spellings in text stay text
+    backend.no_truncation()  # a tokenizer.json may ship truncation/padding: we cut ourselves
+    backend.no_padding()
+    return backend
 
 
 def resolve_bos(tok: LoadedTokenizer, bos: bool | str) -> int | None:

@@ -14,6 +14,7 @@ from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 
 
@@ -54,6 +55,11 @@ class JsonListWriter(_TextFile):
         self.fh.write(("\n" if self.count == 0 else ",\n") + text)
         self.count += 1
 
+    def write_many(self, texts: list[str]) -> None:
+        if texts:
+            self.fh.write(("\n" if self.count == 0 else ",\n") + ",\n".join(texts))
+            self.count += len(texts)
+
     def commit(self) -> None:
         self.fh.write("\n]\n" if self.count else "]\n")
         super().commit()
@@ -79,6 +85,8 @@ class ParquetWriter:
         self.columns: dict[str, list[Any]] = {name: [] for name in schema.names}
         self.lists = [f.name for f in schema if pa.types.is_list(f.type)]
         self.count = self.values = 0
+        self.tables: list[pa.Table] = []  # write_table's buffer (one group's worth at most)
+        self.table_rows = 0
         self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
 
     def write_row(self, row: dict[str, Any]) -> None:
@@ -91,12 +99,34 @@ class ParquetWriter:
         ):
             self._flush()
 
+    def write_table(self, table: pa.Table) -> None:
+        """Rows already in arrow form (a batch of examples), buffered to the same groups."""
+        self._flush_rows()
+        self.tables.append(table.cast(self.schema))
+        self.count += table.num_rows
+        self.table_rows += table.num_rows
+        self.values += sum(
+            len(pa.compute.list_flatten(table.column(name))) for name in self.lists
+        )
+        if self.table_rows >= self.group_rows or self.values >= self.group_values:
+            self._flush_tables()
+
     def _flush(self) -> None:
+        self._flush_rows()
+        self._flush_tables()
+
+    def _flush_rows(self) -> None:
         if self.columns[self.schema.names[0]]:
             arrays = [_array(self.columns[f.name], f.type) for f in self.schema]
             self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
             self.columns = {name: [] for name in self.schema.names}
             self.values = 0
+
+    def _flush_tables(self) -> None:
+        if self.tables:
+            table = pa.concat_tables(self.tables).combine_chunks()
+            self.writer.write_table(table, row_group_size=max(table.num_rows, 1))
+            self.tables, self.table_rows, self.values = [], 0, 0
 
     def commit(self) -> None:
         self._flush()

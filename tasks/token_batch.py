@@ -1,0 +1,149 @@
+"""A batch of tokenized examples as flat arrays: what the checks, the JSON lines and parquet share.
+
+Per token, Python is slow and numpy is not: the ids of a batch are concatenated once, and the
+§6 checks (vocabulary range, lengths, special-token counts, supervised runs) run over the whole
+batch as array operations. Only an example that fails is looked at on its own, by the
+per-example checks of tasks/token_checks.py, so a failure reads the same either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from operator import itemgetter
+
+import numpy as np
+import pyarrow as pa
+
+from tasks.token_checks import TrainingFileError, check_ids_and_mask, check_special_tokens
+
+
+@dataclass
+class TokenBatch:
+    ids: list[int]  # every example's ids, concatenated
+    ids_np: np.ndarray  # the same, int32
+    mask_np: np.ndarray  # bool, aligned with ids
+    offsets: np.ndarray  # int64; example i is [offsets[i], offsets[i + 1])
+
+    @classmethod
+    def of(cls, examples: Sequence[tuple[Sequence[int], Sequence[bool]]]) -> TokenBatch:
+        ids: list[int] = []
+        masks: list[bool] = []
+        offsets = np.zeros(len(examples) + 1, dtype=np.int64)
+        for i, (example_ids, mask) in enumerate(examples):
+            if len(mask) != len(example_ids):  # the flat arrays below assume it
+                raise TrainingFileError(
+                    f"example {i}: {len(example_ids)} ids but {len(mask)} mask values"
+                )
+            ids += example_ids
+            masks += mask
+            offsets[i + 1] = len(ids)
+        ids_np = np.fromiter(ids, dtype=np.int32, count=len(ids))
+        mask_np = np.fromiter(masks, dtype=np.bool_, count=len(masks))
+        return cls(ids, ids_np, mask_np, offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def example(self, i: int) -> list[int]:
+        return self.ids[self.offsets[i] : self.offsets[i + 1]]
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def count(self, flags: np.ndarray) -> np.ndarray:
+        """Per example, how many of its positions are flagged."""
+        total = np.concatenate(([0], np.cumsum(flags, dtype=np.int64)))
+        return total[self.offsets[1:]] - total[self.offsets[:-1]]
+
+    def runs(self) -> list[list[tuple[int, int]]]:
+        """[start, end) of each supervised run, per example, relative to the example's start."""
+        m = self.mask_np
+        if not len(m):
+            return [[] for _ in range(len(self))]
+        first = np.zeros(len(m), dtype=bool)
+        first[self.offsets[:-1][self.offsets[:-1] < len(m)]] = True
+        last = np.zeros(len(m), dtype=bool)
+        last[self.offsets[1:][self.offsets[1:] > 0] - 1] = True
+        prev = np.concatenate(([False], m[:-1]))
+        following = np.concatenate((m[1:], [False]))
+        starts = np.flatnonzero(m & (first | ~prev))
+        ends = np.flatnonzero(m & (last | ~following)) + 1
+        owner = np.searchsorted(self.offsets, starts, side="right") - 1
+        runs: list[list[tuple[int, int]]] = [[] for _ in range(len(self))]
+        base = self.offsets[owner]
+        for i, a, b in zip(
+            owner.tolist(), (starts - base).tolist(), (ends - base).tolist(), strict=True
+        ):
+            runs[i].append((a, b))
+        return runs
+
+    def arrow_lists(self) -> tuple[pa.Array, pa.Array]:
+        """input_ids and supervise_mask as arrow list columns (no per-token Python)."""
+        offsets = pa.array(self.offsets.astype(np.int32))
+        return (
+            pa.ListArray.from_arrays(offsets, pa.array(self.ids_np)),
+            pa.ListArray.from_arrays(offsets, pa.array(self.mask_np)),
+        )
+
+
+def check_batch(
+    batch: TokenBatch,
+    *,
+    vocab_size: int,
+    max_length: int,
+    expected: Mapping[int, np.ndarray],
+    special_ids: frozenset[int],
+    truncated: np.ndarray,
+    where: Sequence[str],
+) -> None:
+    """§6 on a whole batch: ids in the vocabulary, no example longer than the context, each
+    special id exactly as often as the template put it (`expected[id]`, one count per example;
+    at most, where `truncated`). A failing example is re-checked alone to raise its error."""
+    if not len(batch):
+        return
+    bad = batch.lengths() > max_length
+    out_of_vocab = (batch.ids_np < 0) | (batch.ids_np >= vocab_size)
+    if out_of_vocab.any():
+        bad |= batch.count(out_of_vocab) > 0
+    for token_id in special_ids:
+        counts = batch.count(batch.ids_np == token_id)
+        want = expected.get(token_id)
+        if want is None:
+            want = np.zeros(len(batch), dtype=np.int64)
+        bad |= (counts > want) | ((counts < want) & ~truncated)
+    for i in np.flatnonzero(bad).tolist():
+        ids = batch.example(i)
+        mask = batch.mask_np[batch.offsets[i] : batch.offsets[i + 1]].tolist()
+        check_ids_and_mask(ids, mask, vocab_size=vocab_size, max_length=max_length, where=where[i])
+        check_special_tokens(
+            ids,
+            expected={t: int(c[i]) for t, c in expected.items()},
+            special_ids=special_ids,
+            truncated=bool(truncated[i]),
+            where=where[i],
+        )
+
+
+class TokenJson:
+    """`[[ids…],[mask…]]` lines as json.dumps writes them compactly, from string tables."""
+
+    def __init__(self, vocab_size: int) -> None:
+        self.strings = [str(i) for i in range(vocab_size)]
+
+    def line(self, ids: Sequence[int], runs: Sequence[tuple[int, int]]) -> str:
+        if len(ids) == 1:
+            text = self.strings[ids[0]]
+        else:
+            text = ",".join(itemgetter(*ids)(self.strings)) if ids else ""
+        return f"[[{text}],[{mask_json(len(ids), runs)}]]"
+
+
+def mask_json(length: int, runs: Sequence[tuple[int, int]]) -> str:
+    parts, at = [], 0
+    for a, b in runs:
+        parts.append(",false" * (a - at))
+        parts.append(",true" * (b - a))
+        at = b
+    parts.append(",false" * (length - at))
+    return "".join(parts)[1:]
