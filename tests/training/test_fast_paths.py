@@ -1,0 +1,191 @@
+"""The fast paths of the token writers against the slow, obvious versions they replace: the
+byte-table decoder against the tokenizer's decoder, the batch-wide checks against the
+per-example ones, the JSON lines against json.dumps, worker processes against in-process."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import random
+
+import numpy as np
+import pytest
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from training_support import EOT, conv, every_third_eval, records_fn
+
+from schemas.training import OpenChatTokensOutput
+from tasks.byte_decode import byte_table_decoder
+from tasks.ordered_pool import ordered_map
+from tasks.token_batch import TokenBatch, TokenJson, check_batch
+from tasks.token_checks import TrainingFileError, supervised_runs
+from tasks.token_files import write_openchat_tokens
+from tasks.training_io import dumps
+
+
+def test_table_decoder_equals_the_tokenizers_decoder(tok) -> None:
+    assert tok.table is not None  # the project's tokenizer is byte-level
+    rng = random.Random(7)
+    size = tok.vocab_size
+    batches = [[rng.randrange(size) for _ in range(rng.randint(0, 300))] for _ in range(300)]
+    batches += [[tok.special_id(EOT)], [], tok.encode(["héllo 你好 🙂 </s> <|end_of_turn|>"])[0]]
+    assert tok.table.decode_batch(batches) == tok.backend.decode_batch(
+        batches, skip_special_tokens=False
+    )
+    # cut inside a multi-byte character: both give U+FFFD for the broken sequence
+    smile = tok.encode(["🙂"])[0]
+    assert len(smile) > 1
+    assert tok.decode(smile[:-1]) == tok.backend.decode(smile[:-1], skip_special_tokens=False)
+
+
+def test_no_table_for_a_decoder_that_is_not_byte_level() -> None:
+    sp = Tokenizer(models.BPE(unk_token="<unk>"))
+    sp.pre_tokenizer = pre_tokenizers.Metaspace()
+    sp.decoder = decoders.Metaspace()
+    sp.train_from_iterator(
+        ["hello world"] * 10, trainers.BpeTrainer(vocab_size=40, special_tokens=["<unk>"])
+    )
+    assert byte_table_decoder(sp) is None
+
+
+def test_loaded_tokenizer_pickles_without_transformers_and_keeps_specials_as_text(tok) -> None:
+    copy = pickle.loads(pickle.dumps(tok))
+    assert copy.hf is None and copy.table is not None
+    text = f"a user typing {EOT} and </s>"
+    assert copy.encode([text]) == tok.encode([text])
+    assert tok.special_id(EOT) not in copy.encode([text])[0]
+
+
+def _examples(rng: random.Random, n: int, vocab: int) -> list[tuple[list[int], list[bool]]]:
+    out = []
+    for _ in range(n):
+        length = rng.randint(1, 40)
+        out.append(
+            (
+                [rng.randrange(vocab) for _ in range(length)],
+                [rng.random() < 0.5 for _ in range(length)],
+            )
+        )
+    return out
+
+
+def test_batch_runs_counts_and_arrow_columns_match_per_example() -> None:
+    rng = random.Random(3)
+    examples = _examples(rng, 200, 50)
+    batch = TokenBatch.of(examples)
+    assert batch.runs() == [supervised_runs(mask) for _, mask in examples]
+    assert batch.count(batch.mask_np).tolist() == [sum(mask) for _, mask in examples]
+    ids, mask = batch.arrow_lists()
+    assert ids.to_pylist() == [e[0] for e in examples]
+    assert mask.to_pylist() == [e[1] for e in examples]
+    with pytest.raises(TrainingFileError, match="3 ids but 2 mask values"):
+        TokenBatch.of([([1, 2, 3], [True, False])])
+
+
+def test_token_json_lines_are_what_json_dumps_writes() -> None:
+    rng = random.Random(5)
+    examples = _examples(rng, 100, 30) + [([7], [True]), ([7], [False])]
+    lines = TokenJson(30)
+    for ids, mask in examples:
+        assert lines.line(ids, supervised_runs(mask)) == dumps([ids, mask])
+
+
+def _check(batch: TokenBatch, expected: dict[int, list[int]], truncated: list[bool]) -> None:
+    check_batch(
+        batch,
+        vocab_size=10,
+        max_length=6,
+        expected={k: np.array(v) for k, v in expected.items()},
+        special_ids=frozenset({0, 9}),
+        truncated=np.array(truncated),
+        where=[f"ex{i}" for i in range(len(batch))],
+    )
+
+
+def test_batch_checks_name_the_failing_example() -> None:
+    good = ([0, 4, 5, 9], [False, True, True, True])
+    _check(TokenBatch.of([good, good]), {0: [1, 1], 9: [1, 1]}, [False, False])
+    cases = [
+        (([0, 4, 10, 9], good[1]), "out of range"),  # id 10 is not in a 10-token vocabulary
+        (([0, 4, 5, 9, 9], [False] * 5), "9 occurs 2 times"),  # a special token in the text
+        (([0, 1, 2, 3, 4, 5, 9], [False] * 7), "longer than the context 6"),
+        (([4, 5, 9, 3], good[1]), "0 occurs 0 times"),  # BOS missing, not truncated
+    ]
+    for bad, message in cases:
+        with pytest.raises(TrainingFileError, match=f"ex1: .*{message}"):
+            _check(TokenBatch.of([good, bad]), {0: [1, 1], 9: [1, 1]}, [False, False])
+    # a truncated example may have fewer specials than the template put, never more
+    _check(
+        TokenBatch.of([good, ([0, 4, 5], [False, True, True])]),
+        {0: [1, 1], 9: [1, 1]},
+        [False, True],
+    )
+
+
+def _square(x: int) -> tuple[int, int]:
+    return x * x, os.getpid()
+
+
+def _make_square():  # what ordered_map pickles to each worker
+    return _square
+
+
+def test_ordered_map_keeps_order_and_starts_processes_only_for_long_inputs() -> None:
+    short = list(ordered_map(_make_square, range(3), workers=2, in_process_first=4))
+    assert [v for v, _ in short] == [0, 1, 4] and {p for _, p in short} == {os.getpid()}
+    long = list(ordered_map(_make_square, range(40), workers=2, in_process_first=4))
+    assert [v for v, _ in long] == [i * i for i in range(40)]
+    pids = {p for _, p in long[4:]}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+
+
+def _fail_on_seven(x: int) -> int:
+    if x == 7:
+        raise TrainingFileError("example 7 is wrong")
+    return x
+
+
+def _make_failing():
+    return _fail_on_seven
+
+
+def test_ordered_map_raises_a_workers_error_in_the_caller() -> None:
+    with pytest.raises(TrainingFileError, match="example 7 is wrong"):
+        list(ordered_map(_make_failing, range(20), workers=2, in_process_first=2))
+
+
+def _digest(folder) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_worker_processes_write_the_same_bytes_as_one_process(tmp_path, tok_config) -> None:
+    rng = random.Random(11)
+    words = ["alpha", "beta", "```py\nx = 1\n```", "你好", EOT, "</s>", "\n\n", "?"]
+    records = [
+        conv(
+            *[
+                (role, " ".join(rng.choice(words) for _ in range(rng.randint(1, 30))))
+                for _ in range(rng.randint(1, 4))
+                for role in ("user", "assistant")
+            ],
+            id=f"c{i}",
+        )
+        for i in range(300)
+    ]
+    results = {}
+    for workers in (1, 2):
+        config = OpenChatTokensOutput(
+            format="openchat_tokens",
+            tokenizer=tok_config,
+            batch_size=16,  # 19 batches: 4 in-process, 15 on the workers
+            max_length=64,
+            long_conversations="split",
+            workers=workers,
+        )
+        out = tmp_path / f"w{workers}"
+        results[workers] = write_openchat_tokens(out, config, records_fn(records), every_third_eval)
+        results[workers]["digest"] = _digest(out / "export")
+    assert results[1]["counts"] == results[2]["counts"]
+    assert results[1]["counts"]["eval_conversations"] == 100
+    assert results[1]["digest"] == results[2]["digest"]
+    assert len(results[1]["digest"]) == 6  # train/eval × json, text.json, parquet
