@@ -5,8 +5,9 @@ Python thread cannot keep two cores busy beside the tokenizer. So long inputs go
 processes, each with its own copy of the work object (and its own single-threaded tokenizer:
 two processes each encoding on one core waste less than one process encoding on two).
 
-The first batches run in the calling process: a short input (a test, the demo) never pays for
-starting processes. In-flight batches are bounded, so memory does not grow with the input.
+The first batches run in the calling process: a one-batch input (most tests, the demo) never
+starts processes, and for a longer one they start while the next few batches run here. In-flight
+batches are bounded, so memory does not grow with the input.
 """
 
 from __future__ import annotations
@@ -49,13 +50,13 @@ def ordered_map(
     top-level callable): each worker process calls it once."""
     work = make_work()
     rest = iter(items)
-    for item in islice(rest, in_process_first):
+    for item in islice(rest, 1):
         yield work(item)
-    first = next(rest, _END)
-    if first is _END:
+    second = next(rest, _END)
+    if second is _END:
         return
     if workers <= 1:
-        yield from map(work, chain([first], rest))
+        yield from map(work, chain([second], rest))
         return
     pool = ProcessPoolExecutor(
         workers,
@@ -64,8 +65,14 @@ def ordered_map(
         initargs=(make_work,),
     )
     try:
+        # The processes start (imports, tokenizer) while the next batches run here.
+        for _ in range(workers):
+            pool.submit(int)
+        rest = chain([second], rest)
+        for item in islice(rest, in_process_first - 1):
+            yield work(item)
         pending: deque[Future[R]] = deque()
-        for item in chain([first], rest):
+        for item in rest:
             pending.append(pool.submit(_run, item))
             if len(pending) >= workers * per_worker:
                 yield pending.popleft().result()
