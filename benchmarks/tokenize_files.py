@@ -183,7 +183,7 @@ def main() -> None:
         )
     alone = statistics.median(r["encode_only_tokens_per_s"] for r in runs)
     print(f"median: {rate:,.0f} tokens/s ({mbps:.1f} MB/s of text)")
-    print(f"median, tokenizer alone (encode_batch, no files): {alone:,.0f} tokens/s")
+    print(f"median, tokenizer alone (batched encode, no files): {alone:,.0f} tokens/s")
     print(f"load average during the runs: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print(f"peak RSS (max of runs): {max(r['peak_rss_mb'] for r in runs):.0f} MB")
 

@@ -127,7 +127,7 @@ def run_recipe(
 
         for segment in plan.segments:
             total = sum(s["out"] for s in per_stage[segment.input_stage])
-            if segment.kind == "global":
+            if segment.kind != "map":
                 first = segment.stages[0]
                 progress.start(
                     segment.label, total, marker_watch(state / first.stage, first.fingerprint)
@@ -136,8 +136,8 @@ def run_recipe(
                     stats = t.global_stage(out_dir, segment, shards, recipe.seed)
                 except Exception as exc:
                     raise StageFailed(segment.label, f"{type(exc).__name__}: {exc}") from exc
-                per_stage[first.stage] = stats
-                progress.finish(sum(s["in"] for s in stats))
+                per_stage.update(stats)
+                progress.finish(sum(s["in"] for s in stats[first.stage]))
                 continue
             progress.start(segment.label, total)
             futures = {}

@@ -151,3 +151,8 @@ STEP_TYPES: tuple[str, ...] = (
 # the others run shard by shard in parallel.
 # augment is global too: one rate limiter and one journal for all shards.
 GLOBAL_STEPS: frozenset[str] = frozenset({"dedup_exact", "sample_per_group", "augment"})
+# Global steps that only keep or reject rows: consecutive ones fuse into one pass over the
+# shards (tasks/global_filters.py). A dedup decides shard by shard, so others may follow it
+# in the same pass; a sample needs every shard first, so it ends the pass.
+FILTER_STEPS: frozenset[str] = frozenset({"dedup_exact", "sample_per_group"})
+STREAMING_FILTER_STEPS: frozenset[str] = frozenset({"dedup_exact"})

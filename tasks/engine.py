@@ -2,7 +2,9 @@
 
 A recipe's steps become a plan of segments. A *map* segment is a run of per-record steps
 that every shard goes through independently (in parallel); a *global* segment is one step
-that must see all shards in input order in one place (exact dedup). Every stage still
+that must see all shards in input order in one place (augment); a *filters* segment is a run
+of global steps that only keep or reject rows (exact dedup, per-group caps), fused into one
+pass (tasks/filter_segment.py). Every stage still
 writes its own output and rejects per shard, and a marker when the shard is complete, so
 a rerun resumes at the first shard-stage that is not done.
 """
@@ -21,7 +23,7 @@ import pyarrow as pa
 import xxhash
 
 from schemas.recipe import Recipe
-from schemas.steps import GLOBAL_STEPS, StepBase
+from schemas.steps import FILTER_STEPS, GLOBAL_STEPS, STREAMING_FILTER_STEPS, StepBase
 from tasks.outcome import Rejected
 from tasks.read_sources import iter_source
 from tasks.read_stage import SourceConverter, reject_row
@@ -63,7 +65,7 @@ class StagePlan:
 
 @dataclass(frozen=True)
 class Segment:
-    kind: str  # "map" or "global"
+    kind: str  # "map", "global" or "filters"
     input_stage: str
     stages: tuple[StagePlan, ...]
 
@@ -123,7 +125,12 @@ def plan_run(recipe: Recipe, files: dict[str, list[Path]]) -> Plan:
             if current:
                 segments.append(Segment("map", segment_input, tuple(current)))
                 current = []
-            segments.append(Segment("global", previous, (stage,)))
+            if step.step in FILTER_STEPS and _fuses(segments, previous):
+                last = segments.pop()
+                segments.append(Segment("filters", last.input_stage, (*last.stages, stage)))
+            else:
+                kind_of = "filters" if step.step in FILTER_STEPS else "global"
+                segments.append(Segment(kind_of, previous, (stage,)))
             segment_input = stage.stage
         else:
             if not current:
@@ -133,6 +140,15 @@ def plan_run(recipe: Recipe, files: dict[str, list[Path]]) -> Plan:
     if current:
         segments.append(Segment("map", segment_input, tuple(current)))
     return Plan(fp, recipe.source_kind, tuple(segments))
+
+
+def _fuses(segments: list[Segment], previous: str) -> bool:
+    """A filter joins the segment just before it if that is a run of filters that decide
+    shard by shard (a sample ends a run: it needs every shard before it can decide)."""
+    if not segments or segments[-1].kind != "filters":
+        return False
+    last = segments[-1].stages[-1]
+    return last.stage == previous and last.step.step in STREAMING_FILTER_STEPS
 
 
 def apply_step(
@@ -296,7 +312,7 @@ def _shard_records(
 
 def run_global_stage(
     out: Path, segment: Segment, shards: int, seed: int = 0
-) -> list[dict[str, Any]]:
+) -> dict[str, list[dict[str, Any]]]:
     """Run a global step over all shards in input order, in this process.
 
     Completed shards are not rewritten, but their records still pass through the step so
@@ -310,7 +326,7 @@ def run_global_stage(
         columns = getattr(fn, "prepare_columns", None)
         prepare(_shard_records(out, segment.input_stage, stage.input_kind, shards, columns))
     try:
-        return [_global_shard(out, segment, stage, fn, shard) for shard in range(shards)]
+        return {stage.stage: [_global_shard(out, segment, stage, fn, i) for i in range(shards)]}
     finally:
         close = getattr(fn, "close", None)
         if close is not None:

@@ -13,6 +13,7 @@ from prefect.cache_policies import NONE
 
 from schemas.recipe import Recipe
 from tasks.engine import Plan, Segment, run_global_stage, run_map_shard, run_read
+from tasks.filter_segment import run_filter_segment
 from tasks.manifest import write_manifest
 from tasks.outputs import write_outputs
 from tasks.workers import run_in_worker
@@ -31,7 +32,12 @@ def map_shard(out: Path, segment: Segment, shard: int, seed: int) -> dict[str, d
 
 
 @task(name="global-stage", task_run_name="{segment.label}", **_COMMON)
-def global_stage(out: Path, segment: Segment, shards: int, seed: int) -> list[dict[str, Any]]:
+def global_stage(
+    out: Path, segment: Segment, shards: int, seed: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Per stage of the segment, its shards' stats."""
+    if segment.kind == "filters":
+        return run_filter_segment(out, segment, shards, seed)
     return run_global_stage(out, segment, shards, seed)
 
 

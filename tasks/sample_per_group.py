@@ -43,21 +43,29 @@ class GroupSampler:
 
     def prepare(self, shards: Iterable[list[dict[str, Any]]]) -> None:
         heaps: dict[str, list[int]] = {}
-        over: set[str] = set()
         for records in shards:
             for record in records:
-                if not self._applies(record):
-                    continue
-                group = group_of(record, self.by)
-                heap = heaps.setdefault(group, [])
-                value = -priority(record, self.seed)  # max-heap of the lowest priorities
-                if len(heap) < self.max:
-                    heapq.heappush(heap, value)
-                    continue
-                over.add(group)
-                if value > heap[0]:
-                    heapq.heapreplace(heap, value)
-        self.cutoff = {group: -heaps[group][0] for group in over}
+                if self._applies(record):
+                    self.offer(heaps, group_of(record, self.by), priority(record, self.seed))
+        self.finish(heaps)
+
+    def offer(self, heaps: dict[str, list[int]], group: str, value: int) -> None:
+        """One record's priority into its group's heap of the `max` lowest priorities."""
+        heap = heaps.setdefault(group, [])
+        if len(heap) < self.max:
+            heapq.heappush(heap, -value)  # negated: a max-heap
+        elif -value > heap[0]:
+            heapq.heapreplace(heap, -value)
+
+    def finish(self, heaps: dict[str, list[int]]) -> None:
+        """The cut-offs of the groups over the cap, once every record was offered."""
+        self.cutoff = {group: -heap[0] for group, heap in heaps.items() if len(heap) >= self.max}
+
+    def scan_row(self, record: dict[str, Any]) -> tuple[str, int] | None:
+        """What `offer` needs of a record (its group and priority), or None if not capped."""
+        if not self._applies(record):
+            return None
+        return group_of(record, self.by), priority(record, self.seed)
 
     def __call__(self, record: dict[str, Any]) -> dict[str, Any] | Rejected:
         if not self._applies(record):

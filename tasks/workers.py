@@ -12,7 +12,7 @@ on storage every worker can reach, and they report task runs to the flow's Prefe
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -65,6 +65,19 @@ def run_in_worker(fn: Callable[..., T], *args: Any) -> T:
     if pool is None:
         return fn(*args)
     return pool.submit(fn, *args).result()
+
+
+def map_in_workers(fn: Callable[..., T], calls: Iterable[tuple[Any, ...]]) -> Iterator[T]:
+    """`fn(*args)` for each args, spread over the pool's processes; results in call order.
+
+    Every call is submitted before the first result is taken, so a caller that consumes the
+    results in order (a global step deciding shard after shard) overlaps with the work.
+    """
+    pool = _pool.get()
+    if pool is None:
+        return (fn(*args) for args in calls)
+    futures = [pool.submit(fn, *args) for args in calls]
+    return (future.result() for future in futures)
 
 
 def task_runner_for(kind: str, address: str | None, workers: int) -> TaskRunner:
