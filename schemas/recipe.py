@@ -7,14 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.steps import StepConfig
-from schemas.training import (
-    AxolotlOutput,
-    CalibrationOutput,
-    InstructionTokensOutput,
-    LlamaFactoryOutput,
-    OpenChatTokensOutput,
-    TrlOutput,
-)
+from schemas.training import TrainingOutput
 
 # Readers that need code rather than a mapping (tasks/converters.py): what each yields.
 CONVERTER_KINDS = {
@@ -130,16 +123,7 @@ class OutputConfig(_Strict):
 
 
 # Everything `outputs:` may hold: files in our formats, and training files (schemas/training.py).
-AnyOutput = Annotated[
-    OutputConfig
-    | OpenChatTokensOutput
-    | InstructionTokensOutput
-    | TrlOutput
-    | AxolotlOutput
-    | LlamaFactoryOutput
-    | CalibrationOutput,
-    Field(discriminator="format"),
-]
+AnyOutput = Annotated[OutputConfig | TrainingOutput, Field(discriminator="format")]
 
 
 class SplitConfig(_Strict):

@@ -11,7 +11,7 @@ and are written by tasks/training_outputs.py `write_training_output`.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -156,16 +156,19 @@ class CalibrationOutput(_Strict):
         return self
 
 
-TrainingOutputConfig = Annotated[
+# Every training output; a recipe's `outputs:` is OutputConfig | TrainingOutput (schemas/recipe.py).
+TrainingOutput = (
     OpenChatTokensOutput
     | InstructionTokensOutput
     | TrlOutput
     | AxolotlOutput
     | LlamaFactoryOutput
-    | CalibrationOutput,
-    Field(discriminator="format"),
-]
+    | CalibrationOutput
+)
+TrainingOutputConfig = Annotated[TrainingOutput, Field(discriminator="format")]
 
 TRAINING_FORMATS = frozenset(
-    {"openchat_tokens", "instruction_tokens", "trl", "axolotl", "llama_factory", "calibration"}
+    fmt
+    for model in get_args(TrainingOutput)
+    for fmt in get_args(model.model_fields["format"].annotation)
 )

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from schemas.training import (
-    AxolotlOutput,
     CalibrationOutput,
     InstructionTokensOutput,
-    LlamaFactoryOutput,
     OpenChatTokensOutput,
+    TrainingOutput,
     TrlOutput,
 )
 from tasks.calibration import write_calibration
@@ -19,15 +18,6 @@ from tasks.instruction_tokens import write_instruction_tokens
 from tasks.prompt_templates import TEMPLATE_KINDS
 from tasks.token_files import write_openchat_tokens
 from tasks.trainer_exports import write_export
-
-TrainingOutput = (
-    OpenChatTokensOutput
-    | InstructionTokensOutput
-    | TrlOutput
-    | AxolotlOutput
-    | LlamaFactoryOutput
-    | CalibrationOutput
-)
 
 _ANY = frozenset({"conversation", "instruction", "augmented"})
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import typing
 from pathlib import Path
-from typing import Annotated
 
 import pytest
 import yaml
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from training_support import TOKENIZER_DIR, conv, instruction, records_fn
 
-from schemas.recipe import OutputConfig, SplitConfig
+from schemas.recipe import AnyOutput, SplitConfig
 from schemas.training import (
     TRAINING_FORMATS,
     AxolotlOutput,
@@ -25,17 +24,6 @@ from schemas.training import (
 from tasks.outputs import Splitter
 from tasks.prompt_templates import INSTRUCTION_TEMPLATES, TEMPLATE_KINDS
 from tasks.training_outputs import check_kind, write_training_output
-
-AnyOutput = Annotated[
-    OutputConfig
-    | OpenChatTokensOutput
-    | InstructionTokensOutput
-    | TrlOutput
-    | AxolotlOutput
-    | LlamaFactoryOutput
-    | CalibrationOutput,
-    Field(discriminator="format"),
-]
 
 
 class _Outputs(BaseModel):
