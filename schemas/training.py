@@ -92,6 +92,7 @@ class InstructionTokensOutput(_Strict):
     add_eos: bool = True
     check_decode: bool = True
     batch_size: int = Field(default=256, ge=1)
+    workers: int | None = Field(default=None, ge=1)  # as for openchat_tokens
 
     @model_validator(mode="after")
     def _options_fit_template(self) -> InstructionTokensOutput:

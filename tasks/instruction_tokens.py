@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ import pyarrow as pa
 from tokenizers import Encoding
 
 from schemas.training import InstructionTokensOutput
-from tasks.prefetch import ahead
+from tasks.ordered_pool import cpu_count, ordered_map
 from tasks.prompt_templates import Segment, Skip, render
 from tasks.token_checks import (
     check_ids_and_mask,
@@ -41,7 +42,17 @@ from tasks.token_checks import (
 )
 from tasks.token_files import batched
 from tasks.tokenizer import LoadedTokenizer, load_tokenizer, resolve_bos
-from tasks.training_io import FileSet, JsonlWriter, ParquetWriter, dumps, remove_files
+from tasks.training_io import (
+    BatchDone,
+    BatchPart,
+    FileSet,
+    JsonlWriter,
+    ParquetWriter,
+    SplitFiles,
+    dumps,
+    remove_files,
+    rows_table,
+)
 
 IGNORE_INDEX = -100
 
@@ -177,105 +188,123 @@ def write_instruction_tokens(
     splitter: Callable[[dict[str, Any]], str],
 ) -> dict[str, Any]:
     tok = load_tokenizer(config.tokenizer)
-    bos_id = resolve_bos(tok, config.bos)
-    eos_id = tok.require("eos") if config.add_eos else None
-    eos_text = tok.hf.eos_token if config.add_eos else None
     cutoff = config.cutoff_len or DEFAULT_CUTOFF.get(config.template, 256)
     name = config.name or config.template
     folder = out / "export"
     files = FileSet()
-    writers: dict[str, tuple[JsonlWriter, ParquetWriter]] = {}
+    splits: dict[str, SplitFiles] = {}
     counts: Counter[str] = Counter()
 
-    def open_split(split: str) -> None:
+    def open_split(split: str) -> SplitFiles:
         jsonl, parquet = split_paths(folder, name, split)
-        writers[split] = (
-            files.add(JsonlWriter(jsonl)),
-            files.add(ParquetWriter(parquet, PARQUET_SCHEMA)),
-        )
+        writers = [files.add(JsonlWriter(jsonl))]
+        return SplitFiles(writers, files.add(ParquetWriter(parquet, PARQUET_SCHEMA)))
 
-    def prepare(batch: list[dict[str, Any]]) -> tuple[list[Any], list[str], list[Encoding]]:
-        """Render and encode one batch; runs a batch ahead, in a thread (see tasks/prefetch)."""
-        rendered = [
-            (
-                record,
-                render(
-                    config.template,
-                    record,
-                    train_on_inputs=config.train_on_inputs,
-                    mask_human=config.mask_human,
-                ),
-            )
-            for record in batch
-        ]
-        texts = [
-            "".join(text for text, _ in segs) for _, segs in rendered if not isinstance(segs, Skip)
-        ]
-        return rendered, texts, tok.encode_raw(texts)
+    def jobs() -> Iterator[list[tuple[dict[str, Any], str]]]:
+        for batch in batched(records(), config.batch_size):
+            yield [(record, splitter(record)) for record in batch]
 
+    make_work = partial(
+        InstructionBatch,
+        tok,
+        config,
+        resolve_bos(tok, config.bos),
+        tok.require("eos") if config.add_eos else None,
+        tok.hf.eos_token if config.add_eos else None,
+        cutoff,
+    )
     try:
-        open_split("train")
-        for _, (prepared, texts, encodings) in ahead(
-            batched(records(), config.batch_size), prepare
-        ):
-            rendered: list[tuple[dict[str, Any], str, list[Segment]]] = []
-            for record, segments in prepared:
-                split = splitter(record)
-                if split not in writers:
-                    open_split(split)
-                if isinstance(segments, Skip):
-                    counts[f"skipped_{segments.reason}"] += 1
-                    continue
-                rendered.append((record, split, segments))
-            tokenized = assemble_segments(tok, [segs for *_, segs in rendered], texts, encodings)
-            examples = []
-            for (record, split, segments), (ids, mask, retokenized) in zip(
-                rendered, tokenized, strict=True
-            ):
-                ids, mask, truncated, eos_added = build_example(
-                    ids, mask, bos_id=bos_id, eos_id=eos_id, cutoff_len=cutoff
-                )
-                counts["retokenized_at_boundaries"] += retokenized
-                if not any(mask):
-                    counts["dropped_no_supervision"] += 1  # the prompt alone filled cutoff_len
-                    continue
-                want = expected_runs(
-                    segments, eos_text if eos_added else None, bool(segments[-1][1])
-                )
-                examples.append((record, split, ids, mask, truncated, eos_added, want))
-            _check(examples, tok, bos_id, eos_id, cutoff, config.check_decode)
-            for record, split, ids, mask, truncated, _, _ in examples:
-                labels = [t if m else IGNORE_INDEX for t, m in zip(ids, mask, strict=True)]
-                jsonl, parquet = writers[split]
-                row = {
-                    "id": record["id"],
-                    "input_ids": ids,
-                    "attention_mask": [1] * len(ids),
-                    "labels": labels,
-                }
-                jsonl.write_json(dumps(row))
-                parquet.write_row({**row, "truncated": truncated})
-                counts[f"{split}_examples"] += 1
-                counts[f"{split}_tokens"] += len(ids)
-                counts[f"{split}_supervised_tokens"] += sum(mask)
-                counts["truncated"] += truncated
+        splits["train"] = open_split("train")
+        for done in ordered_map(make_work, jobs(), workers=config.workers or cpu_count()):
+            counts.update(done.counts)
+            for split, part in done.parts.items():
+                if split not in splits:
+                    splits[split] = open_split(split)
+                splits[split].write(part)
     except BaseException:
         files.abort()
         raise
     files.commit()
-    if "eval" not in writers:
+    if "eval" not in splits:
         remove_files(split_paths(folder, name, "eval"))
     return {
         "format": config.format,
         "name": name,
         "path": str(folder / name),
-        "files": sorted(str(p) for s in writers for p in split_paths(folder, name, s)),
+        "files": sorted(str(p) for s in splits for p in split_paths(folder, name, s)),
         "template": config.template,
         "cutoff_len": cutoff,
         "vocab_size": tok.vocab_size,
         "added_special_tokens": tok.added_special_tokens,
         "counts": dict(sorted(counts.items())),
     }
+
+
+class InstructionBatch:
+    """Records → checked, serialized examples (runs in a worker process for long inputs)."""
+
+    def __init__(
+        self,
+        tok: LoadedTokenizer,
+        config: InstructionTokensOutput,
+        bos_id: int | None,
+        eos_id: int | None,
+        eos_text: str | None,
+        cutoff: int,
+    ) -> None:
+        self.tok, self.config, self.cutoff = tok, config, cutoff
+        self.bos_id, self.eos_id, self.eos_text = bos_id, eos_id, eos_text
+
+    def __call__(self, batch: list[tuple[dict[str, Any], str]]) -> BatchDone:
+        config, counts = self.config, Counter[str]()
+        parts = {split: BatchPart([[]]) for _, split in batch}
+        rendered: list[tuple[dict[str, Any], str, list[Segment]]] = []
+        for record, split in batch:
+            segments = render(
+                config.template,
+                record,
+                train_on_inputs=config.train_on_inputs,
+                mask_human=config.mask_human,
+            )
+            if isinstance(segments, Skip):
+                counts[f"skipped_{segments.reason}"] += 1
+                continue
+            rendered.append((record, split, segments))
+        tokenized = tokenize_segments(self.tok, [segs for *_, segs in rendered])
+        examples = []
+        for (record, split, segments), (ids, mask, retokenized) in zip(
+            rendered, tokenized, strict=True
+        ):
+            ids, mask, truncated, eos_added = build_example(
+                ids, mask, bos_id=self.bos_id, eos_id=self.eos_id, cutoff_len=self.cutoff
+            )
+            counts["retokenized_at_boundaries"] += retokenized
+            if not any(mask):
+                counts["dropped_no_supervision"] += 1  # the prompt alone filled cutoff_len
+                continue
+            eos_text = self.eos_text if eos_added else None
+            want = expected_runs(segments, eos_text, bool(segments[-1][1]))
+            examples.append((record, split, ids, mask, truncated, eos_added, want))
+        _check(examples, self.tok, self.bos_id, self.eos_id, self.cutoff, config.check_decode)
+        rows: dict[str, list[dict[str, Any]]] = {split: [] for split in parts}
+        for record, split, ids, mask, truncated, _, _ in examples:
+            labels = [t if m else IGNORE_INDEX for t, m in zip(ids, mask, strict=True)]
+            row = {
+                "id": record["id"],
+                "input_ids": ids,
+                "attention_mask": [1] * len(ids),
+                "labels": labels,
+            }
+            parts[split].lines[0].append(dumps(row))
+            rows[split].append({**row, "truncated": truncated})
+            counts[f"{split}_examples"] += 1
+            counts[f"{split}_tokens"] += len(ids)
+            counts[f"{split}_supervised_tokens"] += sum(mask)
+            counts["truncated"] += truncated
+        for split, part in parts.items():
+            if rows[split]:
+                part.rows = rows_table(rows[split], PARQUET_SCHEMA)
+        return BatchDone(parts, counts)
 
 
 def _check(

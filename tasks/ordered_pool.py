@@ -83,3 +83,8 @@ def ordered_map(
 
 
 _END: Any = object()
+
+
+def cpu_count() -> int:
+    """The CPUs this process may run on (a container's or taskset's limit, not the host's)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

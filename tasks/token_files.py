@@ -12,10 +12,9 @@ both. Records are read in batches (`batch_size` conversations): memory does not 
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,21 @@ import pyarrow as pa
 from schemas.training import OpenChatTokensOutput
 from tasks.chat_templates import ChatTemplate, ConversationEncoder, resolve_template
 from tasks.long_conversations import Piece, fit
-from tasks.ordered_pool import ordered_map
+from tasks.ordered_pool import cpu_count, ordered_map
 from tasks.prompt_templates import record_messages
 from tasks.token_batch import TokenBatch, TokenJson, check_batch
 from tasks.token_checks import check_supervised_text
 from tasks.tokenizer import LoadedTokenizer, load_tokenizer
-from tasks.training_io import FileSet, JsonListWriter, ParquetWriter, dumps, remove_files
+from tasks.training_io import (
+    BatchDone,
+    BatchPart,
+    FileSet,
+    JsonListWriter,
+    ParquetWriter,
+    SplitFiles,
+    dumps,
+    remove_files,
+)
 
 PARQUET_SCHEMA = pa.schema(
     [
@@ -67,14 +75,13 @@ def split_paths(
     return paths
 
 
-class _SplitFiles:
-    def __init__(self, paths: list[Path], config: OpenChatTokensOutput, files: FileSet) -> None:
-        it = iter(paths)
-        self.tokens = files.add(JsonListWriter(next(it)))
-        self.text = files.add(JsonListWriter(next(it))) if config.text_files else None
-        self.parquet = (
-            files.add(ParquetWriter(next(it), PARQUET_SCHEMA)) if config.parquet else None
-        )
+def _open_split(paths: list[Path], config: OpenChatTokensOutput, files: FileSet) -> SplitFiles:
+    it = iter(paths)
+    json_files = [files.add(JsonListWriter(next(it)))]
+    if config.text_files:
+        json_files.append(files.add(JsonListWriter(next(it))))
+    parquet = files.add(ParquetWriter(next(it), PARQUET_SCHEMA)) if config.parquet else None
+    return SplitFiles(json_files, parquet)
 
 
 def write_openchat_tokens(
@@ -89,7 +96,7 @@ def write_openchat_tokens(
     name = config.name or template.name
     folder = out / "export"
     files = FileSet()
-    splits: dict[str, _SplitFiles] = {}
+    splits: dict[str, SplitFiles] = {}
     counts: Counter[str] = Counter()
 
     def paths_of(split: str) -> list[Path]:
@@ -102,13 +109,13 @@ def write_openchat_tokens(
 
     make_work = partial(OpenChatBatch, tok, template, max_length, config)
     try:
-        splits["train"] = _SplitFiles(paths_of("train"), config, files)
-        for done in ordered_map(make_work, jobs(), workers=config.workers or _cpus()):
+        splits["train"] = _open_split(paths_of("train"), config, files)
+        for done in ordered_map(make_work, jobs(), workers=config.workers or cpu_count()):
             counts.update(done.counts)
-            for split, part in done.splits.items():
+            for split, part in done.parts.items():
                 if split not in splits:
-                    splits[split] = _SplitFiles(paths_of(split), config, files)
-                part.write_to(splits[split])
+                    splits[split] = _open_split(paths_of(split), config, files)
+                splits[split].write(part)
     except BaseException:
         files.abort()
         raise
@@ -132,33 +139,7 @@ def write_openchat_tokens(
     }
 
 
-def _cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 _Conversation = tuple[str, list[dict[str, str]], str]  # id, messages, split
-
-
-@dataclass
-class _SplitPart:
-    """One batch's lines and rows for one split's files."""
-
-    tokens: list[str] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
-    rows: pa.Table | None = None
-
-    def write_to(self, files: _SplitFiles) -> None:
-        files.tokens.write_many(self.tokens)
-        if files.text is not None:
-            files.text.write_many(self.texts)
-        if files.parquet is not None and self.rows is not None:
-            files.parquet.write_table(self.rows)
-
-
-@dataclass
-class _BatchDone:
-    splits: dict[str, _SplitPart]
-    counts: Counter[str]
 
 
 @dataclass
@@ -179,8 +160,9 @@ class OpenChatBatch:
         self.tok, self.template, self.max_length, self.config = tok, template, max_length, config
         self.encoder = ConversationEncoder(tok, template)
         self.token_json = TokenJson(tok.vocab_size)
+        self.json_files = ["tokens", "text"] if config.text_files else ["tokens"]
 
-    def __call__(self, batch: list[_Conversation]) -> _BatchDone:
+    def __call__(self, batch: list[_Conversation]) -> BatchDone:
         counts: Counter[str] = Counter()
         messages = [m for _, m, _ in batch]
         encoded = self.encoder.encode(messages)
@@ -194,8 +176,9 @@ class OpenChatBatch:
                     counts["dropped_no_supervision"] += 1
                     continue
                 kept.append(_Example(record_id, msgs, split, index, piece))
+        parts = {split: BatchPart([[] for _ in self.json_files]) for _, _, split in batch}
         if not kept:
-            return _BatchDone({}, counts)
+            return BatchDone(parts, counts)
         tokens = TokenBatch.of([(e.piece.ids, e.piece.mask) for e in kept])
         runs = tokens.runs()
         self._check(kept, tokens, runs)
@@ -205,7 +188,8 @@ class OpenChatBatch:
             counts[f"{example.split}_tokens"] += len(example.piece.ids)
             counts[f"{example.split}_supervised_tokens"] += n
             counts["truncated"] += example.piece.truncated
-        return _BatchDone(self._serialize(kept, tokens, runs), counts)
+        self._serialize(kept, tokens, runs, parts)
+        return BatchDone(parts, counts)
 
     def _check(
         self, kept: list[_Example], tokens: TokenBatch, runs: list[list[tuple[int, int]]]
@@ -246,15 +230,18 @@ class OpenChatBatch:
             at += len(spans)
 
     def _serialize(
-        self, kept: list[_Example], tokens: TokenBatch, runs: list[list[tuple[int, int]]]
-    ) -> dict[str, _SplitPart]:
-        parts: dict[str, _SplitPart] = {}
+        self,
+        kept: list[_Example],
+        tokens: TokenBatch,
+        runs: list[list[tuple[int, int]]],
+        parts: dict[str, BatchPart],
+    ) -> None:
         texts = self.tok.decode_batch([e.piece.ids for e in kept]) if self.config.text_files else []
         for i, e in enumerate(kept):
-            part = parts.setdefault(e.split, _SplitPart())
-            part.tokens.append(self.token_json.line(e.piece.ids, runs[i]))
+            lines = parts[e.split].lines
+            lines[0].append(self.token_json.line(e.piece.ids, runs[i]))
             if texts:
-                part.texts.append(dumps(texts[i]))
+                lines[1].append(dumps(texts[i]))
         if self.config.parquet:
             input_ids, supervise_mask = tokens.arrow_lists()
             table = pa.table(
@@ -268,7 +255,9 @@ class OpenChatBatch:
                 },
                 schema=PARQUET_SCHEMA,
             )
-            split_of = np.array([e.split for e in kept])
             for split, part in parts.items():
-                part.rows = table if len(parts) == 1 else table.filter(pa.array(split_of == split))
-        return parts
+                part.rows = table if len(parts) == 1 else table.filter(split_mask(kept, split))
+
+
+def split_mask(examples: list[Any], split: str) -> pa.Array:
+    return pa.array([e.split == split for e in examples])

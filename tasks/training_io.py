@@ -9,6 +9,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -70,6 +72,11 @@ class JsonlWriter(_TextFile):
         self.fh.write(text + "\n")
         self.count += 1
 
+    def write_many(self, texts: list[str]) -> None:
+        if texts:
+            self.fh.write("\n".join(texts) + "\n")
+            self.count += len(texts)
+
 
 class ParquetWriter:
     """Rows buffered as columns and written in row groups of at most `group_rows` rows or
@@ -105,9 +112,7 @@ class ParquetWriter:
         self.tables.append(table.cast(self.schema))
         self.count += table.num_rows
         self.table_rows += table.num_rows
-        self.values += sum(
-            len(pa.compute.list_flatten(table.column(name))) for name in self.lists
-        )
+        self.values += sum(len(pa.compute.list_flatten(table.column(name))) for name in self.lists)
         if self.table_rows >= self.group_rows or self.values >= self.group_values:
             self._flush_tables()
 
@@ -138,6 +143,13 @@ class ParquetWriter:
             self.writer.close()
         finally:
             self.tmp.unlink(missing_ok=True)
+
+
+def rows_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """Row dicts as an arrow table (token-id lists through numpy, see `_array`)."""
+    return pa.Table.from_arrays(
+        [_array([row[f.name] for row in rows], f.type) for f in schema], schema=schema
+    )
 
 
 def _array(values: list[Any], type_: pa.DataType) -> pa.Array:
@@ -173,6 +185,36 @@ def write_text_atomic(path: Path, text: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+@dataclass
+class BatchPart:
+    """What one batch adds to one split's files: lines for each JSON file, rows for parquet."""
+
+    lines: list[list[str]]
+    rows: pa.Table | None = None
+
+
+@dataclass
+class BatchDone:
+    """A batch's output (computed in a worker process, written in order by the caller)."""
+
+    parts: dict[str, BatchPart]  # every split the batch's records went to, even if empty
+    counts: Counter[str]
+
+
+@dataclass
+class SplitFiles:
+    """The open files of one split: JSON files in BatchPart.lines order, and parquet."""
+
+    json: list[JsonListWriter | JsonlWriter]
+    parquet: ParquetWriter | None
+
+    def write(self, part: BatchPart) -> None:
+        for writer, lines in zip(self.json, part.lines, strict=True):
+            writer.write_many(lines)
+        if self.parquet is not None and part.rows is not None:
+            self.parquet.write_table(part.rows)
 
 
 class FileSet:

@@ -189,3 +189,39 @@ def test_worker_processes_write_the_same_bytes_as_one_process(tmp_path, tok_conf
     assert results[1]["counts"]["eval_conversations"] == 100
     assert results[1]["digest"] == results[2]["digest"]
     assert len(results[1]["digest"]) == 6  # train/eval × json, text.json, parquet
+
+
+def test_instruction_tokens_on_worker_processes_write_the_same_bytes(tmp_path, tok) -> None:
+    from training_support import instruction
+
+    from schemas.training import InstructionTokensOutput
+    from tasks.instruction_tokens import write_instruction_tokens
+
+    rng = random.Random(12)
+    words = ["Add", "two", "numbers", "```py\nx = 1\n```", "你好", "</s>", "\n", "?"]
+    records = [
+        instruction(
+            " ".join(rng.choice(words) for _ in range(rng.randint(1, 20))),
+            input=" ".join(rng.choice(words) for _ in range(rng.randint(0, 5))),
+            output=" ".join(rng.choice(words) for _ in range(rng.randint(0, 30))),
+            id=f"i{i}",
+        )
+        for i in range(300)
+    ]
+    digests, counts = [], []
+    for workers in (1, 2):
+        config = InstructionTokensOutput(
+            format="instruction_tokens",
+            template="alpaca",
+            tokenizer={"path": tok.name},
+            cutoff_len=48,
+            batch_size=16,
+            workers=workers,
+        )
+        out = tmp_path / f"w{workers}"
+        result = write_instruction_tokens(out, config, records_fn(records), every_third_eval)
+        digests.append(_digest(out / "export"))
+        counts.append(result["counts"])
+    assert digests[0] == digests[1] and counts[0] == counts[1]
+    assert counts[0]["eval_examples"] > 0 and counts[0]["truncated"] > 0
+    assert len(digests[0]) == 4  # train/eval × jsonl, parquet
