@@ -26,11 +26,13 @@ def conversation_key(messages: list[dict[str, Any]]) -> bytes:
 
 def query_key(record: dict[str, Any]) -> bytes:
     """SelFee's user-query dedup: the normalised instruction and input."""
-    h = xxhash.xxh3_128()
-    h.update(" ".join(record["instruction"].split()).encode())
-    h.update(b"\x1f")
-    h.update(" ".join(record.get("input", "").split()).encode())
-    return h.digest()
+    return query_key_of(record["instruction"], record.get("input", ""))
+
+
+def query_key_of(instruction: str, input_text: str) -> bytes:
+    # One digest of the joined bytes: the same value as feeding the parts one by one.
+    joined = " ".join(instruction.split()) + "\x1f" + " ".join(input_text.split())
+    return xxhash.xxh3_128_digest(joined.encode())
 
 
 def record_key(record: dict[str, Any]) -> bytes:

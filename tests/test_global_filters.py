@@ -1,0 +1,172 @@
+"""Fused global filters (dedup_exact + sample_per_group in one pass): the same records and
+bytes as the steps applied record by record, across worker counts, and after a crash."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+import tasks.filter_segment as filter_segment
+from schemas.loading import load_recipe, resolve_source_files
+from tasks.dedup_exact import ExactDeduplicator
+from tasks.engine import plan_run, run_read
+from tasks.filter_segment import run_filter_segment
+from tasks.outcome import Rejected
+from tasks.sample_per_group import GroupSampler
+from tasks.shards import read_records
+from tasks.workers import worker_pool
+from tests.test_flow import parquet_files
+
+STEPS = [
+    {"step": "dedup_exact"},
+    {"step": "sample_per_group", "by": "meta.task", "max": 4, "datasets": ["flan"]},
+]
+
+
+def write_inputs(folder: Path) -> Path:
+    """FLAN-like rows in a few tasks, and Alpaca-like rows, with repeated queries."""
+    rows = []
+    for i in range(300):
+        if i % 3 == 0:
+            rows.append({"inputs": f"task question {i % 40}", "targets": "t", "task": f"t{i % 7}"})
+        else:
+            rows.append({"inputs": f"question {i % 90}", "targets": f"answer {i}", "task": "x"})
+    path = folder / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def write_recipe(folder: Path, steps: list[dict], shard_size: int = 37) -> Path:
+    data = write_inputs(folder)
+    recipe = {
+        "name": "fused",
+        "output_dir": str(folder / "out"),
+        "seed": 3,
+        "sources": [
+            {
+                "name": "flan",
+                "format": "hf",
+                "path": str(data),
+                "mapping": {"instruction": "{inputs}", "output": "{targets}"},
+                "meta_fields": ["task"],
+            },
+            {
+                "name": "alpaca",
+                "format": "hf",
+                "path": str(data),
+                "mapping": {"instruction": "{inputs}", "output": "{targets}"},
+            },
+        ],
+        "steps": steps,
+        "outputs": [{"format": "parquet"}],
+        "runner": {"shard_size": shard_size},
+    }
+    path = folder / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path
+
+
+def run_engine(recipe_path: Path, out: Path) -> tuple[dict, int]:
+    recipe = load_recipe(recipe_path, out=str(out))
+    files = resolve_source_files(recipe, recipe_path)
+    plan = plan_run(recipe, files)
+    shards = len(run_read(recipe, files, out, plan))
+    (segment,) = plan.segments
+    return run_filter_segment(out, segment, shards, recipe.seed), shards
+
+
+def stage_records(out: Path, stage: str, shards: int) -> list[dict]:
+    parts = [out / stage / f"part-{i:05d}.parquet" for i in range(shards)]
+    return [r for part in parts for r in read_records(part, "instruction")]
+
+
+def test_consecutive_filters_fuse_and_a_sample_ends_the_run(tmp_path):
+    def labels(steps: list[dict]) -> list[tuple[str, str]]:
+        path = write_recipe(tmp_path, steps)
+        recipe = load_recipe(path)
+        plan = plan_run(recipe, resolve_source_files(recipe, path))
+        return [(s.kind, s.label) for s in plan.segments]
+
+    assert labels(STEPS) == [("filters", "dedup_exact+sample_per_group")]
+    assert labels([*STEPS[::-1]]) == [("filters", "sample_per_group"), ("filters", "dedup_exact")]
+    assert labels([STEPS[0], {"step": "filter_question"}, STEPS[1]]) == [
+        ("filters", "dedup_exact"),
+        ("map", "filter_question"),
+        ("filters", "sample_per_group"),
+    ]
+
+
+def test_fused_pass_equals_the_steps_record_by_record(tmp_path):
+    stats, shards = run_engine(write_recipe(tmp_path, STEPS), tmp_path / "out")
+    out = tmp_path / "out"
+    read = stage_records(out, "read", shards)
+    dedup, expected_rejects = ExactDeduplicator(), []
+    survivors = []
+    for record in read:
+        result = dedup(record)
+        if isinstance(result, Rejected):
+            expected_rejects.append((record["id"], result.reason, result.detail))
+        else:
+            survivors.append(record)
+    sampler = GroupSampler("meta.task", 4, ["flan"], seed=3)
+    sampler.prepare([survivors])
+    kept = [r["id"] for r in survivors if not isinstance(sampler(r), Rejected)]
+
+    assert [r["id"] for r in stage_records(out, "dedup_exact", shards)] == [
+        r["id"] for r in survivors
+    ]
+    assert [r["id"] for r in stage_records(out, "sample_per_group", shards)] == kept
+    rejects = [
+        (r["id"], r["reason"], r["detail"])
+        for part in sorted((out / "rejects" / "dedup_exact").glob("part-*.parquet"))
+        for r in pq.read_table(part).to_pylist()
+    ]
+    assert rejects == expected_rejects and rejects
+    for stage, previous in (("dedup_exact", len(read)), ("sample_per_group", len(survivors))):
+        assert sum(s["in"] for s in stats[stage]) == previous
+        for s in stats[stage]:
+            assert s["in"] == s["out"] + sum(s["rejected"].values())
+    assert sum(s["out"] for s in stats["sample_per_group"]) == len(kept) < len(survivors)
+
+
+def test_fused_pass_same_bytes_with_two_workers(tmp_path):
+    path = write_recipe(tmp_path, STEPS)
+    run_engine(path, tmp_path / "one")
+    with worker_pool(2):
+        run_engine(path, tmp_path / "two")
+    assert parquet_files(tmp_path / "one") == parquet_files(tmp_path / "two")
+
+
+def test_fused_pass_resumes_after_a_crash_to_the_same_bytes(tmp_path, monkeypatch):
+    path = write_recipe(tmp_path, STEPS)
+    run_engine(path, tmp_path / "clean")
+
+    writes = {"n": 0}
+    real_write = filter_segment.write_stage_shard
+
+    def crash_on_the_fifth_write(*args, **kwargs):
+        writes["n"] += 1
+        if writes["n"] == 5:  # shard 2's dedup output: shards 0-1 are done, the rest not
+            raise KeyboardInterrupt("killed")
+        real_write(*args, **kwargs)
+
+    monkeypatch.setattr(filter_segment, "write_stage_shard", crash_on_the_fifth_write)
+    with pytest.raises(KeyboardInterrupt):
+        run_engine(path, tmp_path / "crashed")
+    monkeypatch.setattr(filter_segment, "write_stage_shard", real_write)
+    state = tmp_path / "crashed" / ".sftforge" / "state" / "sample_per_group"
+    assert len(list(state.glob("part-*.json"))) == 2
+
+    rewritten = []
+    monkeypatch.setattr(
+        filter_segment,
+        "write_stage_shard",
+        lambda out, stage, shard, *a: rewritten.append(shard) or real_write(out, stage, shard, *a),
+    )
+    run_engine(path, tmp_path / "crashed")
+    assert 0 not in rewritten and 1 not in rewritten and 2 in rewritten
+    assert parquet_files(tmp_path / "clean") == parquet_files(tmp_path / "crashed")
