@@ -55,7 +55,8 @@ def ordered_map(
     second = next(rest, _END)
     if second is _END:
         return
-    if workers <= 1:
+    # A daemonic process (a Dask worker, a pool worker) may not start processes of its own.
+    if workers <= 1 or multiprocessing.current_process().daemon:
         yield from map(work, chain([second], rest))
         return
     pool = ProcessPoolExecutor(

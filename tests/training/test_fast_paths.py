@@ -225,3 +225,17 @@ def test_instruction_tokens_on_worker_processes_write_the_same_bytes(tmp_path, t
     assert digests[0] == digests[1] and counts[0] == counts[1]
     assert counts[0]["eval_examples"] > 0 and counts[0]["truncated"] > 0
     assert len(digests[0]) == 4  # train/eval × jsonl, parquet
+
+
+def _in_daemon(n: int) -> list[tuple[int, int]]:
+    return list(ordered_map(_make_square, range(n), workers=2, in_process_first=2))
+
+
+def test_ordered_map_inside_a_daemonic_process_stays_in_that_process() -> None:
+    import multiprocessing
+
+    # multiprocessing.Pool's workers are daemonic, as Dask's worker processes are
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        results = pool.apply(_in_daemon, (12,))
+    assert [v for v, _ in results] == [i * i for i in range(12)]
+    assert len({p for _, p in results}) == 1 and results[0][1] != os.getpid()
