@@ -8,6 +8,8 @@
 `<name>` defaults to the template's name, OpenChat's `model_type`. The train/eval decision is
 made per conversation, before any splitting, so the pieces of one conversation never land in
 both. Records are read in batches (`batch_size` conversations): memory does not grow with input.
+After the first batch, batches are encoded, checked and serialized on worker processes
+(tasks/ordered_pool.py) and written here in input order, so the files do not depend on `workers`.
 """
 
 from __future__ import annotations
