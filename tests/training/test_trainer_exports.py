@@ -221,7 +221,9 @@ def test_existing_alpaca_and_sharegpt_exports_round_trip(tmp_path, fmt) -> None:
 
     records = INSTRUCTIONS if fmt == "alpaca_json" else CONVERSATIONS
     path = tmp_path / "data.json"
-    path.write_text(json.dumps([_row(fmt, r) for r in records], ensure_ascii=False))
+    rows = [_row(fmt, r) for r in records]  # an Alpaca row comes as its JSON text already
+    texts = [r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in rows]
+    path.write_text("[" + ",".join(texts) + "]")
     data = _load(path, tmp_path / "cache")
     if fmt == "alpaca_json":
         assert [dict(row) for row in data] == [
