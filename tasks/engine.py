@@ -24,7 +24,9 @@ import xxhash
 
 from schemas.recipe import Recipe
 from schemas.steps import FILTER_STEPS, GLOBAL_STEPS, STREAMING_FILTER_STEPS, StepBase
+from tasks.memory import release_memory
 from tasks.outcome import Rejected
+from tasks.projection import projected_columns, whole_rejects
 from tasks.read_sources import iter_source
 from tasks.read_stage import SourceConverter, reject_row
 from tasks.shards import (
@@ -265,6 +267,7 @@ def run_read(
         remove_parts_from(out / "rejects" / stage, len(stats))
         remove_parts_from(out / STATE_DIR / stage, len(stats))
     write_bytes_atomic(summary_path, dumps({"fingerprint": fp, "shards": stats}).encode())
+    release_memory()  # the readers' buffers: the flow's process lives on to the end
     return stats
 
 
@@ -288,10 +291,18 @@ def run_map_shard(
     source_stage = segment.input_stage if start == 0 else segment.stages[start - 1].stage
     input_kind = segment.stages[start].input_kind
     table = read_table(stage_part(out, source_stage, shard), input_kind)
-    records = table_records(table)
-    for stage in segment.stages[start:]:
+    stages = segment.stages[start:]
+    columns = projected_columns([s.step.step for s in stages], table.schema.names)
+    records = table_records(table if columns is None else table.select(columns))
+    for stage in stages:
         began = time.perf_counter()
-        kept, rejects, rows = apply_step_rows(build_step(stage.step, seed), records)
+        fn = build_step(stage.step, seed)
+        kept, rejects, rows = apply_step_rows(fn, records)
+        if columns is not None and rows is None:  # not pure after all: whole records from here
+            columns, records = None, table_records(table)
+            kept, rejects, rows = apply_step_rows(fn, records)
+        if columns is not None:
+            rejects = whole_rejects(table, rows, rejects)  # type: ignore[arg-type]
         stats = shard_stats(
             stage.fingerprint, len(records), kept, rejects, time.perf_counter() - began
         )

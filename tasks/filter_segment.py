@@ -19,9 +19,11 @@ from tasks.global_filters import (
     SampleDecider,
     decider,
     judge,
+    name_survivors,
     scan_columns,
     scan_records,
 )
+from tasks.memory import release_memory
 from tasks.outcome import Rejected
 from tasks.read_stage import reject_row
 from tasks.shards import (
@@ -51,8 +53,8 @@ def run_filter_segment(
         [(stage_part(out, segment.input_stage, i), kind, columns, deciders) for i in range(shards)],
     )
     verdicts, seconds = [], []
-    for rows, scan, scan_seconds in scans:  # in shard order: the dedup's "first" is input order
-        shard_verdicts, decide_seconds = _decide(deciders, scan, rows)
+    for shard, (rows, scan, scan_seconds) in enumerate(scans):  # in order: "first" is input order
+        shard_verdicts, decide_seconds = _decide(deciders, shard, scan, rows)
         verdicts.append(shard_verdicts)
         seconds.append([a + b for a, b in zip(scan_seconds, decide_seconds, strict=True)])
     for position, d in enumerate(deciders):
@@ -60,6 +62,10 @@ def run_filter_segment(
             sampler = d.finish()
             for shard_verdicts in verdicts:
                 shard_verdicts[position] = sampler
+        else:
+            name_survivors([v[position] for v in verdicts], lambda i: _ids(out, segment, i))
+    del deciders  # the keys seen: the largest thing this process holds
+    release_memory()
     results = map_in_workers(
         apply_shard,
         [(out, segment, i, verdicts[i], seconds[i]) for i in range(shards)],
@@ -89,8 +95,13 @@ def scan_part(
     return table.num_rows, scans, [share] * len(deciders)
 
 
+def _ids(out: Path, segment: Segment, shard: int) -> list[str]:
+    path = stage_part(out, segment.input_stage, shard)
+    return read_table(path, segment.stages[0].input_kind, ["id"]).column("id").to_pylist()
+
+
 def _decide(
-    deciders: list[Any], scans: list[Any], rows: int
+    deciders: list[Any], shard: int, scans: list[Any], rows: int
 ) -> tuple[list[Verdict], list[float]]:
     """One shard, in order: the dedups' rejections; the samples only gather their heaps."""
     alive = list(range(rows))
@@ -99,11 +110,11 @@ def _decide(
     for d, scan in zip(deciders, scans, strict=True):
         began = time.perf_counter()
         if isinstance(d, DedupDecider):
-            rejected = d.absorb(scan, alive)
+            rejected = d.absorb(shard, scan, alive)
             alive = [row for position, row in enumerate(alive) if position not in rejected]
             verdicts.append(rejected)
         else:
-            d.absorb(scan, alive)
+            d.absorb(shard, scan, alive)
             verdicts.append(None)  # the sampler, once every shard is in
         seconds.append(time.perf_counter() - began)
     return verdicts, seconds

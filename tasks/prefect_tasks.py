@@ -16,14 +16,14 @@ from tasks.engine import Plan, Segment, run_global_stage, run_map_shard, run_rea
 from tasks.filter_segment import run_filter_segment
 from tasks.manifest import write_manifest
 from tasks.outputs import write_outputs
-from tasks.workers import run_in_worker
+from tasks.workers import run_in_own_process, run_in_worker
 
 _COMMON: dict[str, Any] = {"persist_result": False, "cache_policy": NONE}
 
 
 @task(name="read-sources", **_COMMON)
 def read_sources(recipe: Recipe, files: dict[str, list[Path]], out: Path, plan: Plan) -> list[dict]:
-    return run_read(recipe, files, out, plan)
+    return run_in_own_process(run_read, recipe, files, out, plan)
 
 
 @task(name="map-shard", task_run_name="{segment.label}[{shard}]", retries=1, **_COMMON)
