@@ -122,11 +122,16 @@ def run_once(recipe: Path, out: Path, prefect_home: Path) -> dict:
         text=True,
     )
     peak = 0
+    per_process: dict[str, int] = {}  # role -> its largest RSS (which process grows with N?)
     root = psutil.Process(proc.pid)
     while proc.poll() is None:
         try:
             tree = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            sizes = {p: p.memory_info().rss for p in tree if p.is_running()}
+            peak = max(peak, sum(sizes.values()))
+            for p, rss in sizes.items():
+                role = _role(p, root)
+                per_process[role] = max(per_process.get(role, 0), rss)
         except psutil.Error:
             pass
         time.sleep(0.1)
@@ -135,7 +140,23 @@ def run_once(recipe: Path, out: Path, prefect_home: Path) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"sftforge failed ({proc.returncode}):\n{output}")
     manifest = json.loads((out / "manifest.json").read_text())
-    return {"command_seconds": elapsed, "peak_rss_mb": peak / 2**20, "manifest": manifest}
+    return {
+        "command_seconds": elapsed,
+        "peak_rss_mb": peak / 2**20,
+        "per_process_mb": {k: v / 2**20 for k, v in sorted(per_process.items())},
+        "manifest": manifest,
+    }
+
+
+def _role(process: psutil.Process, root: psutil.Process) -> str:
+    if process.pid == root.pid:
+        return "flow process"
+    cmdline = " ".join(process.cmdline())
+    if "uvicorn" in cmdline or "prefect" in cmdline and "server" in cmdline:
+        return "prefect server"
+    if "multiprocessing" in cmdline:
+        return "worker (largest)"
+    return "other"
 
 
 def main() -> None:
@@ -175,6 +196,9 @@ def main() -> None:
         f" records/s  ({median('command_seconds'):.1f} s)"
     )
     print(f"peak RSS (process tree):                      {median('peak_rss_mb'):>10,.0f} MB")
+    for role in runs[0]["per_process_mb"]:
+        mb = statistics.median(r["per_process_mb"].get(role, 0.0) for r in runs)
+        print(f"  peak RSS of the {role + ':':<37}{mb:>9,.0f} MB")
     print("\nper stage (records/s of one worker; median):")
     for i, stage in enumerate(runs[0]["manifest"]["stages"]):
         seconds = statistics.median(r["manifest"]["stages"][i]["seconds"] for r in runs)

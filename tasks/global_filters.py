@@ -50,6 +50,11 @@ class DedupDecider:
         self.seen = np.empty(0, dtype="S16")  # fixed-width bytes: compared as raw bytes
         self.where = np.empty(0, dtype=np.int64)  # shard << 32 | row of each key's first
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A worker gets the decider to scan with, never the keys seen: they stay in the flow's
+        # process (pickled into every scan call, they grew every call and every worker with N).
+        return {**self.__dict__, "seen": self.seen[:0], "where": self.where[:0]}
+
     def scan(self, table: pa.Table) -> tuple[bytes, dict[int, str]]:
         """Every row's key (16 bytes), and for rows none could be made of, why."""
         if self.conversations:
@@ -120,6 +125,9 @@ class SampleDecider:
         self.sampler = sampler
         self.columns = sampler_columns(sampler, SCHEMAS[kind].names)
         self.heaps: dict[str, list[int]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "heaps": {}}  # as DedupDecider: workers only scan
 
     def scan(self, table: pa.Table) -> list[tuple[int, str, int]]:
         rows, records = capped_records(table, self.sampler)

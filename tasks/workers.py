@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
+from itertools import islice
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tasks.memory import then_release
@@ -87,19 +88,27 @@ def run_in_own_process(fn: Callable[..., T], *args: Any) -> T:
         return single.submit(fn, *args).result()
 
 
-def map_in_workers(fn: Callable[..., T], calls: Iterable[tuple[Any, ...]]) -> Iterator[T]:
+def map_in_workers(
+    fn: Callable[..., T], calls: Iterable[tuple[Any, ...]], ahead: int = 8
+) -> Iterator[T]:
     """`fn(*args)` for each args, spread over the pool's processes; results in call order.
 
-    Every call is submitted before the first result is taken, so a caller that consumes the
-    results in order (a global step deciding shard after shard) overlaps with the work.
+    Up to `ahead` calls run ahead of the result being taken, so a caller that
+    consumes the results in order (a global step deciding shard after shard) overlaps with the
+    work — and no more: finished results waiting to be taken are memory that would grow with
+    the number of shards.
     """
     pool = _pool.get()
     if pool is None:
         yield from (fn(*args) for args in calls)
         return
-    futures = deque(pool.submit(then_release, fn, *args) for args in calls)
+    pending = iter(calls)
+    futures = deque(pool.submit(then_release, fn, *args) for args in islice(pending, ahead))
     while futures:
-        yield futures.popleft().result()  # a taken result is not kept alive by its future
+        result = futures.popleft().result()  # a taken result is not kept alive by its future
+        for args in islice(pending, 1):
+            futures.append(pool.submit(then_release, fn, *args))
+        yield result
 
 
 def task_runner_for(kind: str, address: str | None, workers: int) -> TaskRunner:

@@ -170,3 +170,24 @@ def test_fused_pass_resumes_after_a_crash_to_the_same_bytes(tmp_path, monkeypatc
     run_engine(path, tmp_path / "crashed")
     assert 0 not in rewritten and 1 not in rewritten and 2 in rewritten
     assert parquet_files(tmp_path / "clean") == parquet_files(tmp_path / "crashed")
+
+
+def test_deciders_sent_to_workers_do_not_carry_what_they_have_seen() -> None:
+    """Every scan call pickles the deciders: the keys seen (and a sample's heaps) must stay in
+    the flow's process, or each call and each worker grows with the input."""
+    import pickle
+
+    import numpy as np
+
+    from tasks.global_filters import DedupDecider, SampleDecider
+
+    dedup = DedupDecider("instruction")
+    sample = SampleDecider(GroupSampler("meta.task", 2, None, seed=1), "instruction")
+    before = len(pickle.dumps([dedup, sample]))
+    keys = np.random.default_rng(0).bytes(16 * 5000)
+    dedup.absorb(0, (keys, {}), list(range(5000)))
+    sample.absorb(0, [(row, f"g{row % 50}", row) for row in range(500)], list(range(500)))
+    assert len(dedup.seen) == 5000 and len(sample.heaps) == 50
+    assert len(pickle.dumps([dedup, sample])) == before
+    copy = pickle.loads(pickle.dumps(dedup))
+    assert copy.columns == dedup.columns and len(copy.seen) == 0
