@@ -92,6 +92,9 @@ def child(count: int, long_conversations: str) -> dict[str, Any]:
             path=str(REPO / "data" / "tokenizer"), special_tokens=["<|end_of_turn|>"]
         ),
         long_conversations=long_conversations,
+        workers=int(os.environ["SFTFORGE_BENCH_WORKERS"])
+        if os.environ.get("SFTFORGE_BENCH_WORKERS")
+        else None,
     )
     load_tokenizer(config.tokenizer)  # loading is not part of the rate
     base = base_conversations()

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from schemas.training import ChatTemplateConfig
 from tasks.tokenizer import LoadedTokenizer
+
+if TYPE_CHECKING:  # worker processes encode without the recipe schemas
+    from schemas.training import ChatTemplateConfig
 
 
 @dataclass(frozen=True)

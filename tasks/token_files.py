@@ -19,12 +19,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
-from schemas.training import OpenChatTokensOutput
 from tasks.chat_templates import ChatTemplate, ConversationEncoder, resolve_template
 from tasks.long_conversations import Piece, fit
 from tasks.ordered_pool import cpu_count, ordered_map
@@ -42,6 +41,9 @@ from tasks.training_io import (
     dumps,
     remove_files,
 )
+
+if TYPE_CHECKING:
+    from schemas.training import OpenChatTokensOutput
 
 PARQUET_SCHEMA = pa.schema(
     [
@@ -109,7 +111,10 @@ def write_openchat_tokens(
             # whole conversations, before any splitting
             yield [(r["id"], record_messages(r), splitter(r)) for r in batch]
 
-    make_work = partial(OpenChatBatch, tok, template, max_length, config)
+    options = BatchOptions(
+        config.long_conversations, config.check_decode, config.text_files, config.parquet
+    )
+    make_work = partial(OpenChatBatch, tok, template, max_length, options)
     try:
         splits["train"] = _open_split(paths_of("train"), config, files)
         for done in ordered_map(make_work, jobs(), workers=config.workers or cpu_count()):
@@ -144,6 +149,16 @@ def write_openchat_tokens(
 _Conversation = tuple[str, list[dict[str, str]], str]  # id, messages, split
 
 
+@dataclass(frozen=True)
+class BatchOptions:
+    """What a worker needs of the output's config (plain values: no pydantic to import)."""
+
+    long_conversations: str
+    check_decode: bool
+    text_files: bool
+    parquet: bool
+
+
 @dataclass
 class _Example:
     id: str
@@ -157,7 +172,7 @@ class OpenChatBatch:
     """Conversations → checked, serialized examples (runs in a worker process for long inputs)."""
 
     def __init__(
-        self, tok: LoadedTokenizer, template: ChatTemplate, max_length: int, config: Any
+        self, tok: LoadedTokenizer, template: ChatTemplate, max_length: int, config: BatchOptions
     ) -> None:
         self.tok, self.template, self.max_length, self.config = tok, template, max_length, config
         self.encoder = ConversationEncoder(tok, template)

@@ -17,12 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokenizers import AddedToken, Encoding, Tokenizer
 
-from schemas.training import TokenizerConfig
 from tasks.byte_decode import ByteTableDecoder, byte_table_decoder
+
+if TYPE_CHECKING:  # worker processes load tokenizers without the recipe schemas
+    from schemas.training import TokenizerConfig
 
 
 class TokenizerError(ValueError):
