@@ -84,3 +84,67 @@ def test_sigkill_mid_run_then_rerun_matches_uninterrupted(tmp_path):
         clean / "export" / "sharegpt.json"
     ).read_bytes()
     assert not list(crashed.rglob("*.tmp"))  # no temporary file left behind
+
+
+def _instruction_recipe(folder: Path, rows: int) -> Path:
+    """FLAN-like rows with repeated queries, read as two sources: many small shards, so the
+    fused dedup + sample pass takes long enough to be killed in the middle of it."""
+    import json
+
+    import yaml
+
+    data = folder / "rows.jsonl"
+    with data.open("w") as fh:
+        for i in range(rows):
+            row = {"inputs": f"question {i % (rows // 3)}", "targets": f"a{i}", "task": f"t{i % 9}"}
+            fh.write(json.dumps(row) + "\n")
+    source = {"format": "hf", "path": str(data), "meta_fields": ["task"]}
+    mapping = {"instruction": "{inputs}", "output": "{targets}"}
+    recipe = {
+        "name": "fused_kill",
+        "output_dir": str(folder / "unused"),
+        "seed": 5,
+        "sources": [
+            {"name": "flan", **source, "mapping": mapping},
+            {"name": "alpaca", **source, "mapping": mapping},
+        ],
+        "steps": [
+            {"step": "dedup_exact"},
+            {"step": "sample_per_group", "by": "meta.task", "max": 4, "datasets": ["flan"]},
+        ],
+        "outputs": [{"format": "parquet"}, {"format": "alpaca_json", "name": "merged"}],
+        "runner": {"shard_size": 25, "workers": 1},
+    }
+    path = folder / "fused.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_sigkill_in_the_fused_global_pass_then_rerun_matches_uninterrupted(tmp_path):
+    recipe = _instruction_recipe(tmp_path, 12000)  # 24,000 records in 960 shards
+    clean = tmp_path / "clean"
+    run(str(recipe), clean, workers=1)
+
+    crashed = tmp_path / "crashed"
+    args = ["run", str(recipe), "--out", str(crashed), "--quiet"]
+    proc = cli(args, tmp_path / "prefect-home")
+    markers = crashed / ".sftforge" / "state" / "sample_per_group"  # written as shards apply
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and len(list(markers.glob("part-*.json"))) < 40:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(list(markers.glob("part-*.json")))
+    assert 40 <= done_before < 960, done_before  # killed inside the pass, not after it
+
+    rerun = cli(args, tmp_path / "prefect-home")
+    output, _ = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, output
+    assert parquet_files(crashed) == parquet_files(clean)
+    assert (crashed / "export" / "merged.json").read_bytes() == (
+        clean / "export" / "merged.json"
+    ).read_bytes()
+    assert not list(crashed.rglob("*.tmp"))
