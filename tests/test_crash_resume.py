@@ -36,6 +36,17 @@ def cli(args: list[str], prefect_home: Path) -> subprocess.Popen:
     )
 
 
+def kill_after(proc: subprocess.Popen, markers: Path, count: int) -> int:
+    """SIGKILL the run's process group once `count` shard markers exist; how many there were."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and len(list(markers.glob("part-*.json"))) < count:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return len(list(markers.glob("part-*.json")))
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
 def test_sigkill_mid_run_then_rerun_matches_uninterrupted(tmp_path):
@@ -65,15 +76,8 @@ def test_sigkill_mid_run_then_rerun_matches_uninterrupted(tmp_path):
 
     crashed = tmp_path / "crashed"
     proc = cli([*args, "--out", str(crashed)], tmp_path / "prefect-home")
-    markers = crashed / ".sftforge" / "state" / "html_to_markdown"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and len(list(markers.glob("part-*.json"))) < 8:
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    done_before = kill_after(proc, crashed / ".sftforge" / "state" / "html_to_markdown", 8)
     assert not (crashed / "manifest.json").exists(), "the run ended before it could be killed"
-    done_before = len(list(markers.glob("part-*.json")))
     assert 8 <= done_before < 50
 
     rerun = cli([*args, "--out", str(crashed)], tmp_path / "prefect-home")
@@ -130,14 +134,8 @@ def test_sigkill_in_the_fused_global_pass_then_rerun_matches_uninterrupted(tmp_p
     crashed = tmp_path / "crashed"
     args = ["run", str(recipe), "--out", str(crashed), "--quiet"]
     proc = cli(args, tmp_path / "prefect-home")
-    markers = crashed / ".sftforge" / "state" / "sample_per_group"  # written as shards apply
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and len(list(markers.glob("part-*.json"))) < 40:
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    done_before = len(list(markers.glob("part-*.json")))
+    # sample_per_group's markers are written as the fused pass applies its shards
+    done_before = kill_after(proc, crashed / ".sftforge" / "state" / "sample_per_group", 40)
     assert 40 <= done_before < 960, done_before  # killed inside the pass, not after it
 
     rerun = cli(args, tmp_path / "prefect-home")
