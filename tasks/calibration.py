@@ -30,7 +30,7 @@ import pyarrow as pa
 from schemas.training import CalibrationOutput
 from tasks.token_checks import check_ids_in_vocab
 from tasks.tokenizer import load_tokenizer, resolve_bos
-from tasks.training_io import FileSet, JsonListWriter, ParquetWriter, dumps
+from tasks.training_io import FileSet, JsonListWriter, ParquetWriter, dumps, rows_table
 
 PARQUET_SCHEMA = pa.schema(
     [("start", pa.int64()), ("input_ids", pa.list_(pa.int32())), ("text", pa.string())]
@@ -124,10 +124,12 @@ def write_calibration(
     try:
         as_json = files.add(JsonListWriter(folder / f"{name}.json"))
         as_parquet = files.add(ParquetWriter(folder / f"{name}.parquet", PARQUET_SCHEMA))
-        for start, window, text in zip(starts, chosen, texts, strict=True):
-            row = {"start": start, "input_ids": window, "text": text}
-            as_json.write_json(dumps(row))
-            as_parquet.write_row(row)
+        rows = [
+            {"start": start, "input_ids": window, "text": text}
+            for start, window, text in zip(starts, chosen, texts, strict=True)
+        ]
+        as_json.write_many([dumps(row) for row in rows])
+        as_parquet.write_table(rows_table(rows, PARQUET_SCHEMA))
     except BaseException:
         files.abort()
         raise

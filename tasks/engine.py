@@ -24,6 +24,7 @@ import xxhash
 
 from schemas.recipe import Recipe
 from schemas.steps import FILTER_STEPS, GLOBAL_STEPS, STREAMING_FILTER_STEPS, StepBase
+from tasks.atomic import write_bytes_atomic
 from tasks.memory import release_memory
 from tasks.outcome import Rejected
 from tasks.projection import projected_columns, whole_rejects
@@ -41,7 +42,6 @@ from tasks.shards import (
     save_marker,
     stage_part,
     table_records,
-    write_bytes_atomic,
     write_stage_shard,
 )
 from tasks.sharegpt_records import dumps
@@ -377,8 +377,14 @@ def _global_shard(
 def augment_summary(records: list[dict[str, Any]], datasets: list[str] | None) -> dict[str, Any]:
     """Per shard, for the manifest: iterations, truncation, failures, tokens and cost."""
     iterations: Counter[str] = Counter()
-    summary: dict[str, Any] = {"failed": 0, "iteration_truncated": 0, "context_truncated": 0,
-                               "prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0}
+    summary: dict[str, Any] = {
+        "failed": 0,
+        "iteration_truncated": 0,
+        "context_truncated": 0,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "cost": 0.0,
+    }
     for record in records:
         if record.get("status") is None or (datasets and record.get("dataset") not in datasets):
             continue  # not one of this step's datasets

@@ -8,7 +8,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from tasks.shards import write_bytes_atomic
+from tasks.atomic import write_bytes_atomic
 from tasks.sharegpt_records import dumps
 
 _PACKAGES = (

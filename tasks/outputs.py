@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import heapq
 import json
-import os
-import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import xxhash
 
 from schemas.recipe import OutputConfig, Recipe, SplitConfig
 from schemas.records import SCHEMAS
 from schemas.training import TRAINING_FORMATS
+from tasks.atomic import copy_file_atomic
 from tasks.converters import to_guanaco_text
 from tasks.sample_per_group import group_of
 from tasks.shards import (
@@ -32,6 +31,7 @@ from tasks.shards import (
     write_table_atomic,
 )
 from tasks.sharegpt_records import to_sharegpt
+from tasks.training_io import FileSet, JsonListWriter, JsonlWriter
 from tasks.training_outputs import write_training_output
 
 # Which output formats make sense for which record kind.
@@ -133,37 +133,6 @@ class Splitter:
         return "eval" if _split_key(record, self.seed) <= self.threshold else "train"
 
 
-class _JsonWriter:
-    """A JSON list or JSON Lines file written under a temporary name, renamed on close."""
-
-    def __init__(self, path: Path, as_list: bool) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path, self.as_list, self.count = path, as_list, 0
-        self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        self.fh: IO[str] = self.tmp.open("w", encoding="utf-8")
-        if as_list:
-            self.fh.write("[")
-
-    def write(self, row: dict[str, Any] | str) -> None:
-        """A row, or its JSON text already."""
-        text = row if isinstance(row, str) else _ENCODE(row)
-        if self.as_list:
-            self.fh.write(("\n" if self.count == 0 else ",\n") + text)
-        else:
-            self.fh.write(text + "\n")
-        self.count += 1
-
-    def close(self) -> None:
-        if self.as_list:
-            self.fh.write("\n]\n")
-        self.fh.close()
-        os.replace(self.tmp, self.path)
-
-    def abort(self) -> None:
-        self.fh.close()
-        self.tmp.unlink(missing_ok=True)
-
-
 def _shard_of(output: OutputConfig, seed: int) -> Callable[[dict[str, Any], str], int]:
     """Round-robin within each stratum, from a seeded offset: every file gets its share of
     every value of `stratify_by` (DreamerGPT's firefly-train-0..4 by `kind`)."""
@@ -218,20 +187,21 @@ def write_outputs(
             continue
         paths = _json_paths(out, output, splitter.names, split_used)
         shard_of = _shard_of(output, recipe.seed)
-        as_list = _SUFFIX[output.format] == "json"
-        writers = {key: _JsonWriter(path, as_list) for key, path in paths.items()}
+        writer = JsonListWriter if _SUFFIX[output.format] == "json" else JsonlWriter
+        files = FileSet()
+        writers = {key: files.add(writer(path)) for key, path in paths.items()}
         try:
             for record in records(_alpaca_columns(output, recipe, kind)):
                 if output.datasets is not None and record.get("dataset") not in output.datasets:
                     continue
                 split = splitter(record)
-                writers[split, shard_of(record, split)].write(_row(output.format, record))
+                row = _row(output.format, record)
+                text = row if isinstance(row, str) else _ENCODE(row)
+                writers[split, shard_of(record, split)].write_json(text)
         except BaseException:
-            for writer in writers.values():
-                writer.abort()
+            files.abort()
             raise
-        for writer in writers.values():
-            writer.close()
+        files.commit()
         key = output.name or output.format
         written[key] = str(out / "export" / (output.name or _DEFAULT_NAME[output.format]))
     return written
@@ -254,18 +224,11 @@ def _alpaca_columns(output: OutputConfig, recipe: Recipe, kind: str) -> list[str
     return [c for c in dict.fromkeys(wanted) if c in names]
 
 
-def _copy_atomic(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-
-
 def _write_parquet(out: Path, stage: str, kind: str, shards: int, splitter: Splitter) -> Path:
     folder = out / "dataset"
     for shard in range(shards):
         if splitter.config is None:  # the final stage's parts, as they are
-            _copy_atomic(stage_part(out, stage, shard), folder / part_name(shard))
+            copy_file_atomic(stage_part(out, stage, shard), folder / part_name(shard))
             continue
         records = read_records(stage_part(out, stage, shard), kind)
         for split in splitter.names:

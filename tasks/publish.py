@@ -7,11 +7,11 @@ import json
 import tempfile
 from pathlib import Path
 
+from tasks.atomic import write_bytes_atomic
 from tasks.dataset_card import render_card
 from tasks.hub import MAX_SHARD_BYTES, HubFolder, build_folder, upload
 from tasks.recipe_snapshot import read_recipe_snapshot
 from tasks.run_stats import collect
-from tasks.shards import write_bytes_atomic
 
 
 def build(out: Path, dest: Path, repo_id: str, max_shard_bytes: int = MAX_SHARD_BYTES) -> HubFolder:

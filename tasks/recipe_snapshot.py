@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from schemas.recipe import Recipe
-from tasks.shards import write_bytes_atomic
+from tasks.atomic import write_bytes_atomic
 
 SNAPSHOT = "recipe.yaml"
 

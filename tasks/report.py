@@ -17,9 +17,9 @@ from typing import Any
 import matplotlib
 from matplotlib.figure import Figure
 
+from tasks.atomic import write_bytes_atomic
 from tasks.recipe_snapshot import read_recipe_snapshot
 from tasks.run_stats import RunStats, collect, summary
-from tasks.shards import write_bytes_atomic
 
 REPORT = "report.html"
 _METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.S)

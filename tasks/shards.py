@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from schemas.records import JSON_FIELDS, REJECT_SCHEMA, SCHEMAS
+from tasks.atomic import temp_path, write_bytes_atomic
 
 WORK_DIR = ".sftforge"  # sftforge's own bookkeeping inside OUT
 STATE_DIR = f"{WORK_DIR}/state"
@@ -41,23 +42,9 @@ def reject_part(out: Path, stage: str, shard: int) -> Path:
     return out / "rejects" / stage / part_name(shard)
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def write_table_atomic(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
+    tmp = temp_path(path)
     # Fixed writer settings: the same rows always give the same bytes.
     pq.write_table(
         table,

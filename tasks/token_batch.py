@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from operator import itemgetter
 
 import numpy as np
@@ -20,33 +21,29 @@ from tasks.token_checks import TrainingFileError, check_ids_and_mask, check_spec
 
 @dataclass
 class TokenBatch:
-    ids: list[int]  # every example's ids, concatenated
-    ids_np: np.ndarray  # the same, int32
-    mask_np: np.ndarray  # bool, aligned with ids
+    ids: np.ndarray  # every example's ids, concatenated (int32)
+    mask: np.ndarray  # bool, aligned with ids
     offsets: np.ndarray  # int64; example i is [offsets[i], offsets[i + 1])
 
     @classmethod
     def of(cls, examples: Sequence[tuple[Sequence[int], Sequence[bool]]]) -> TokenBatch:
-        ids: list[int] = []
-        masks: list[bool] = []
+        lengths = [len(ids) for ids, _ in examples]
+        for i, ((_, mask), n) in enumerate(zip(examples, lengths, strict=True)):
+            if len(mask) != n:  # the flat arrays below assume it
+                raise TrainingFileError(f"example {i}: {n} ids but {len(mask)} mask values")
         offsets = np.zeros(len(examples) + 1, dtype=np.int64)
-        for i, (example_ids, mask) in enumerate(examples):
-            if len(mask) != len(example_ids):  # the flat arrays below assume it
-                raise TrainingFileError(
-                    f"example {i}: {len(example_ids)} ids but {len(mask)} mask values"
-                )
-            ids += example_ids
-            masks += mask
-            offsets[i + 1] = len(ids)
-        ids_np = np.fromiter(ids, dtype=np.int32, count=len(ids))
-        mask_np = np.fromiter(masks, dtype=np.bool_, count=len(masks))
-        return cls(ids, ids_np, mask_np, offsets)
+        np.cumsum(lengths, out=offsets[1:])
+        total = int(offsets[-1])
+        ids = np.fromiter(chain.from_iterable(e[0] for e in examples), np.int32, count=total)
+        mask = np.fromiter(chain.from_iterable(e[1] for e in examples), np.bool_, count=total)
+        return cls(ids, mask, offsets)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
-    def example(self, i: int) -> list[int]:
-        return self.ids[self.offsets[i] : self.offsets[i + 1]]
+    def example(self, i: int) -> tuple[list[int], list[bool]]:
+        at, end = self.offsets[i], self.offsets[i + 1]
+        return self.ids[at:end].tolist(), self.mask[at:end].tolist()
 
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
@@ -58,7 +55,7 @@ class TokenBatch:
 
     def runs(self) -> list[list[tuple[int, int]]]:
         """[start, end) of each supervised run, per example, relative to the example's start."""
-        m = self.mask_np
+        m = self.mask
         if not len(m):
             return [[] for _ in range(len(self))]
         first = np.zeros(len(m), dtype=bool)
@@ -82,8 +79,8 @@ class TokenBatch:
         """input_ids and supervise_mask as arrow list columns (no per-token Python)."""
         offsets = pa.array(self.offsets.astype(np.int32))
         return (
-            pa.ListArray.from_arrays(offsets, pa.array(self.ids_np)),
-            pa.ListArray.from_arrays(offsets, pa.array(self.mask_np)),
+            pa.ListArray.from_arrays(offsets, pa.array(self.ids)),
+            pa.ListArray.from_arrays(offsets, pa.array(self.mask)),
         )
 
 
@@ -103,18 +100,17 @@ def check_batch(
     if not len(batch):
         return
     bad = batch.lengths() > max_length
-    out_of_vocab = (batch.ids_np < 0) | (batch.ids_np >= vocab_size)
+    out_of_vocab = (batch.ids < 0) | (batch.ids >= vocab_size)
     if out_of_vocab.any():
         bad |= batch.count(out_of_vocab) > 0
     for token_id in special_ids:
-        counts = batch.count(batch.ids_np == token_id)
+        counts = batch.count(batch.ids == token_id)
         want = expected.get(token_id)
         if want is None:
             want = np.zeros(len(batch), dtype=np.int64)
         bad |= (counts > want) | ((counts < want) & ~truncated)
     for i in np.flatnonzero(bad).tolist():
-        ids = batch.example(i)
-        mask = batch.mask_np[batch.offsets[i] : batch.offsets[i + 1]].tolist()
+        ids, mask = batch.example(i)
         check_ids_and_mask(ids, mask, vocab_size=vocab_size, max_length=max_length, where=where[i])
         check_special_tokens(
             ids,

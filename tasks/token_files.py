@@ -199,7 +199,7 @@ class OpenChatBatch:
         tokens = TokenBatch.of([(e.piece.ids, e.piece.mask) for e in kept])
         runs = tokens.runs()
         self._check(kept, tokens, runs)
-        supervised = tokens.count(tokens.mask_np).tolist()
+        supervised = tokens.count(tokens.mask).tolist()
         for example, n in zip(kept, supervised, strict=True):
             counts[f"{example.split}_examples"] += 1
             counts[f"{example.split}_tokens"] += len(example.piece.ids)

@@ -18,9 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+from tasks.atomic import temp_path, write_bytes_atomic
 
 
 def dumps(value: Any) -> str:
@@ -31,7 +29,7 @@ def dumps(value: Any) -> str:
 class _TextFile:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.path, self.tmp, self.count = path, _tmp(path), 0
+        self.path, self.tmp, self.count = path, temp_path(path), 0
         self.fh: IO[str] = self.tmp.open("w", encoding="utf-8")
 
     def commit(self) -> None:
@@ -78,7 +76,7 @@ class JsonlWriter(_TextFile):
 
 
 class ParquetWriter:
-    """Rows buffered as columns and written in row groups of at most `group_rows` rows or
+    """Tables of rows buffered and written in row groups of about `group_rows` rows or
     `group_values` list elements (token ids), whichever comes first: memory stays bounded
     however long the examples are, and the same rows always give the same bytes."""
 
@@ -86,51 +84,29 @@ class ParquetWriter:
         self, path: Path, schema: pa.Schema, group_rows: int = 2048, group_values: int = 1 << 20
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.path, self.tmp, self.schema = path, _tmp(path), schema
+        self.path, self.tmp, self.schema = path, temp_path(path), schema
         self.group_rows, self.group_values = group_rows, group_values
-        self.columns: dict[str, list[Any]] = {name: [] for name in schema.names}
         self.lists = [f.name for f in schema if pa.types.is_list(f.type)]
-        self.count = self.values = 0
-        self.tables: list[pa.Table] = []  # write_table's buffer (one group's worth at most)
-        self.table_rows = 0
+        self.tables: list[pa.Table] = []  # one group's worth at most
+        self.count = self.rows = self.values = 0
         self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
 
-    def write_row(self, row: dict[str, Any]) -> None:
-        for name, values in self.columns.items():
-            values.append(row[name])
-        self.count += 1
-        self.values += sum(len(row[name]) for name in self.lists)
-        if len(self.columns[self.schema.names[0]]) >= self.group_rows or (
-            self.values >= self.group_values
-        ):
-            self._flush()
-
     def write_table(self, table: pa.Table) -> None:
-        """Rows already in arrow form (a batch of examples), buffered to the same groups."""
-        self._flush_rows()
+        """Rows in arrow form (a batch of examples; `rows_table` makes one from dicts)."""
         self.tables.append(table.cast(self.schema))
         self.count += table.num_rows
-        self.table_rows += table.num_rows
-        self.values += sum(len(pa.compute.list_flatten(table.column(name))) for name in self.lists)
-        if self.table_rows >= self.group_rows or self.values >= self.group_values:
-            self._flush_tables()
+        self.rows += table.num_rows
+        self.values += sum(
+            len(chunk.flatten()) for name in self.lists for chunk in table.column(name).chunks
+        )
+        if self.rows >= self.group_rows or self.values >= self.group_values:
+            self._flush()
 
     def _flush(self) -> None:
-        self._flush_rows()
-        self._flush_tables()
-
-    def _flush_rows(self) -> None:
-        if self.columns[self.schema.names[0]]:
-            arrays = [_array(self.columns[f.name], f.type) for f in self.schema]
-            self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
-            self.columns = {name: [] for name in self.schema.names}
-            self.values = 0
-
-    def _flush_tables(self) -> None:
         if self.tables:
             table = pa.concat_tables(self.tables).combine_chunks()
             self.writer.write_table(table, row_group_size=max(table.num_rows, 1))
-            self.tables, self.table_rows, self.values = [], 0, 0
+            self.tables, self.rows, self.values = [], 0, 0
 
     def commit(self) -> None:
         self._flush()
@@ -167,23 +143,12 @@ def _array(values: list[Any], type_: pa.DataType) -> pa.Array:
 
 
 def write_json_atomic(path: Path, value: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    text = json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 @dataclass

@@ -27,6 +27,15 @@ from ops_support import (
 from tests.conftest import REPO
 
 
+def start_logged(cmd: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen:
+    """A long-running process in its own session (so `stop` can end its children), output
+    to `log`."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory) -> Iterator[Server]:
     """`prefect server start` on a free loopback port, with its own PREFECT_HOME."""
@@ -35,15 +44,9 @@ def prefect_server(tmp_path_factory) -> Iterator[Server]:
     log = home / "server.log"
     env = base_env(home)
     env["PREFECT_UI_ENABLED"] = "false"  # nothing to look at in a test; starts faster
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=home,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = start_logged(
+        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, home, log
+    )
     try:
         url = f"http://127.0.0.1:{port}/api"
         wait_healthy(url, proc, log, timeout=120)
@@ -73,15 +76,12 @@ def deployed(prefect_server: Server, tmp_path_factory) -> Iterator[Deployed]:
     deploy_seconds = time.perf_counter() - began
     worker_env = {**env, "PREFECT_WORKER_QUERY_SECONDS": "1"}
     worker_log = client_home / "worker.log"
-    with worker_log.open("wb") as out:
-        worker = subprocess.Popen(
-            [PREFECT, "worker", "start", "--pool", POOL, "--type", "process"],
-            env=worker_env,
-            cwd=client_home,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    worker = start_logged(
+        [PREFECT, "worker", "start", "--pool", POOL, "--type", "process"],
+        worker_env,
+        client_home,
+        worker_log,
+    )
     try:
         yield Deployed(prefect_server, worker_log, client_home, deploy_seconds)
     finally:

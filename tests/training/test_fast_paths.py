@@ -4,7 +4,6 @@ per-example ones, the JSON lines against json.dumps, worker processes against in
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import random
@@ -12,7 +11,7 @@ import random
 import numpy as np
 import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from training_support import EOT, conv, every_third_eval, records_fn
+from training_support import EOT, conv, digest, every_third_eval, records_fn
 
 from schemas.training import OpenChatTokensOutput
 from tasks.byte_decode import byte_table_decoder
@@ -74,7 +73,7 @@ def test_batch_runs_counts_and_arrow_columns_match_per_example() -> None:
     examples = _examples(rng, 200, 50)
     batch = TokenBatch.of(examples)
     assert batch.runs() == [supervised_runs(mask) for _, mask in examples]
-    assert batch.count(batch.mask_np).tolist() == [sum(mask) for _, mask in examples]
+    assert batch.count(batch.mask).tolist() == [sum(mask) for _, mask in examples]
     ids, mask = batch.arrow_lists()
     assert ids.to_pylist() == [e[0] for e in examples]
     assert mask.to_pylist() == [e[1] for e in examples]
@@ -154,10 +153,6 @@ def test_ordered_map_raises_a_workers_error_in_the_caller() -> None:
         list(ordered_map(_make_failing, range(20), workers=2, in_process_first=2))
 
 
-def _digest(folder) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
-
-
 def test_worker_processes_write_the_same_bytes_as_one_process(tmp_path, tok_config) -> None:
     rng = random.Random(11)
     words = ["alpha", "beta", "```py\nx = 1\n```", "你好", EOT, "</s>", "\n\n", "?"]
@@ -184,7 +179,7 @@ def test_worker_processes_write_the_same_bytes_as_one_process(tmp_path, tok_conf
         )
         out = tmp_path / f"w{workers}"
         results[workers] = write_openchat_tokens(out, config, records_fn(records), every_third_eval)
-        results[workers]["digest"] = _digest(out / "export")
+        results[workers]["digest"] = digest(out / "export")
     assert results[1]["counts"] == results[2]["counts"]
     assert results[1]["counts"]["eval_conversations"] == 100
     assert results[1]["digest"] == results[2]["digest"]
@@ -220,7 +215,7 @@ def test_instruction_tokens_on_worker_processes_write_the_same_bytes(tmp_path, t
         )
         out = tmp_path / f"w{workers}"
         result = write_instruction_tokens(out, config, records_fn(records), every_third_eval)
-        digests.append(_digest(out / "export"))
+        digests.append(digest(out / "export"))
         counts.append(result["counts"])
     assert digests[0] == digests[1] and counts[0] == counts[1]
     assert counts[0]["eval_examples"] > 0 and counts[0]["truncated"] > 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 
@@ -14,6 +13,7 @@ from training_support import (
     TOKENIZER_DIR,
     all_train,
     conv,
+    digest,
     every_third_eval,
     instruction,
     records_fn,
@@ -28,14 +28,6 @@ from tasks.token_files import write_openchat_tokens
 
 def _config(tok_config, **options) -> OpenChatTokensOutput:
     return OpenChatTokensOutput(format="openchat_tokens", tokenizer=tok_config, **options)
-
-
-def _digest(folder) -> dict[str, str]:
-    return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.iterdir())
-        if p.is_file()
-    }
 
 
 def test_files_are_openchats_format(tmp_path, tok_config, ids) -> None:
@@ -93,15 +85,15 @@ def test_rerun_is_byte_identical_and_removes_a_stale_eval_split(tmp_path, tok_co
     records = [conv(("user", f"q{i}"), ("assistant", f"a{i}"), id=f"c{i}") for i in range(9)]
     config = _config(tok_config)
     write_openchat_tokens(tmp_path, config, records_fn(records), every_third_eval)
-    first = _digest(tmp_path / "export")
+    first = digest(tmp_path / "export")
     write_openchat_tokens(tmp_path, config, records_fn(records), every_third_eval)
-    assert _digest(tmp_path / "export") == first
+    assert digest(tmp_path / "export") == first
     assert "openchat.eval.json" in first
     write_openchat_tokens(tmp_path, config, records_fn(records), all_train)  # no split now
-    assert not any("eval" in name for name in _digest(tmp_path / "export"))
+    assert not any("eval" in name for name in digest(tmp_path / "export"))
     no_text = _config(tok_config, text_files=False)
     write_openchat_tokens(tmp_path, no_text, records_fn(records), all_train)
-    assert sorted(_digest(tmp_path / "export")) == ["openchat.train.json", "openchat.train.parquet"]
+    assert sorted(digest(tmp_path / "export")) == ["openchat.train.json", "openchat.train.parquet"]
 
 
 def test_conversations_without_supervision_are_dropped_and_counted(tmp_path, tok_config) -> None:
@@ -126,7 +118,7 @@ def test_instruction_records_become_one_exchange(tmp_path, tok_config) -> None:
 def test_a_failed_check_writes_nothing(tmp_path, tok_config, monkeypatch) -> None:
     records = [conv(("user", "Hello"), ("assistant", "Hi"), id="c1")]
     write_openchat_tokens(tmp_path, _config(tok_config), records_fn(records), all_train)
-    before = _digest(tmp_path / "export")
+    before = digest(tmp_path / "export")
 
     def wrong_mask(encoded, max_length, mode):  # supervises the user's turn as well
         ids = encoded.header.ids + [t for u in encoded.turns for t in u.ids]
@@ -135,7 +127,7 @@ def test_a_failed_check_writes_nothing(tmp_path, tok_config, monkeypatch) -> Non
     monkeypatch.setattr(token_files, "fit", wrong_mask)
     with pytest.raises(TrainingFileError, match="supervised run"):
         write_openchat_tokens(tmp_path, _config(tok_config), records_fn(records), all_train)
-    assert _digest(tmp_path / "export") == before  # old files intact, no temporaries left
+    assert digest(tmp_path / "export") == before  # old files intact, no temporaries left
     assert not list((tmp_path / "export").glob(".*.tmp"))
 
 

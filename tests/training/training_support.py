@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -48,3 +49,12 @@ def all_train(record: dict[str, Any]) -> str:
 def every_third_eval(record: dict[str, Any]) -> str:
     """A deterministic split by the id's trailing number (c0, c1, …)."""
     return "eval" if int(record["id"].lstrip("abcdefghijklmnopqrstuvwxyz-")) % 3 == 0 else "train"
+
+
+def digest(folder: Path) -> dict[str, str]:
+    """File name -> sha256 of every file in `folder` (temporaries included: none may be left)."""
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.iterdir())
+        if p.is_file()
+    }
