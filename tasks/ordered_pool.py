@@ -5,9 +5,9 @@ Python thread cannot keep two cores busy beside the tokenizer. So long inputs go
 processes, each with its own copy of the work object (and its own single-threaded tokenizer:
 two processes each encoding on one core waste less than one process encoding on two).
 
-The first batches run in the calling process: a one-batch input (most tests, the demo) never
-starts processes, and for a longer one they start while the next few batches run here. In-flight
-batches are bounded, so memory does not grow with the input.
+The first batch runs in the calling process: a one-batch input (most tests, the demo) never
+starts processes, and for a longer one they start while that batch runs here. In-flight batches
+are bounded, so memory does not grow with the input.
 """
 
 from __future__ import annotations
@@ -43,21 +43,19 @@ def ordered_map(
     items: Iterable[T],
     *,
     workers: int,
-    in_process_first: int = 4,
     per_worker: int = 2,
 ) -> Iterator[R]:
     """make_work()(item) for every item, in order. `make_work` must pickle (a partial of a
     top-level callable): each worker process calls it once."""
-    work = make_work()
     rest = iter(items)
-    for item in islice(rest, 1):
-        yield work(item)
-    second = next(rest, _END)
-    if second is _END:
+    first, second = next(rest, _END), next(rest, _END)
+    if first is _END:
         return
-    # A daemonic process (a Dask worker, a pool worker) may not start processes of its own.
-    if workers <= 1 or multiprocessing.current_process().daemon:
-        yield from map(work, chain([second], rest))
+    work = make_work()
+    # One item, or a daemonic process (a Dask worker, a pool worker: it may not start processes
+    # of its own): everything here.
+    if second is _END or workers <= 1 or multiprocessing.current_process().daemon:
+        yield from map(work, chain([first], [] if second is _END else [second], rest))
         return
     pool = ProcessPoolExecutor(
         workers,
@@ -66,19 +64,22 @@ def ordered_map(
         initargs=(make_work,),
     )
     try:
-        # The processes start (imports, tokenizer) while the next batches run here.
-        for _ in range(workers):
-            pool.submit(int)
-        rest = chain([second], rest)
-        for item in islice(rest, in_process_first - 1):
-            yield work(item)
+        queue = chain([second], rest)
         pending: deque[Future[R]] = deque()
-        for item in rest:
-            pending.append(pool.submit(_run, item))
-            if len(pending) >= workers * per_worker:
-                yield pending.popleft().result()
+
+        def top_up() -> None:  # keep the workers busy while the caller writes a result
+            for item in islice(queue, workers * per_worker - len(pending)):
+                pending.append(pool.submit(_run, item))
+
+        # The rest is queued first: the workers start (imports, tokenizer) while the first
+        # item runs here, and take work the moment they are up. Running more items here
+        # would leave them idle: two processes already fill two cores.
+        top_up()
+        yield work(first)
         while pending:
-            yield pending.popleft().result()
+            result = pending.popleft().result()
+            top_up()
+            yield result
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 

@@ -130,11 +130,13 @@ def _make_square():  # what ordered_map pickles to each worker
 
 
 def test_ordered_map_keeps_order_and_starts_processes_only_for_long_inputs() -> None:
-    short = list(ordered_map(_make_square, range(3), workers=2, in_process_first=4))
-    assert [v for v, _ in short] == [0, 1, 4] and {p for _, p in short} == {os.getpid()}
-    long = list(ordered_map(_make_square, range(40), workers=2, in_process_first=4))
+    assert list(ordered_map(_make_square, [], workers=2)) == []
+    short = list(ordered_map(_make_square, range(1), workers=2))
+    assert short == [(0, os.getpid())]  # one batch: no process started
+    long = list(ordered_map(_make_square, range(40), workers=2))
     assert [v for v, _ in long] == [i * i for i in range(40)]
-    pids = {p for _, p in long[4:]}
+    assert long[0][1] == os.getpid()  # the first runs here while the workers start
+    pids = {p for _, p in long[1:]}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
 
 
@@ -150,7 +152,7 @@ def _make_failing():
 
 def test_ordered_map_raises_a_workers_error_in_the_caller() -> None:
     with pytest.raises(TrainingFileError, match="example 7 is wrong"):
-        list(ordered_map(_make_failing, range(20), workers=2, in_process_first=2))
+        list(ordered_map(_make_failing, range(20), workers=2))
 
 
 def test_worker_processes_write_the_same_bytes_as_one_process(tmp_path, tok_config) -> None:
@@ -172,7 +174,7 @@ def test_worker_processes_write_the_same_bytes_as_one_process(tmp_path, tok_conf
         config = OpenChatTokensOutput(
             format="openchat_tokens",
             tokenizer=tok_config,
-            batch_size=16,  # 19 batches: 4 in-process, 15 on the workers
+            batch_size=16,  # 19 batches: 1 in-process, 18 on the workers
             max_length=64,
             long_conversations="split",
             workers=workers,
@@ -223,7 +225,7 @@ def test_instruction_tokens_on_worker_processes_write_the_same_bytes(tmp_path, t
 
 
 def _in_daemon(n: int) -> list[tuple[int, int]]:
-    return list(ordered_map(_make_square, range(n), workers=2, in_process_first=2))
+    return list(ordered_map(_make_square, range(n), workers=2))
 
 
 def test_ordered_map_inside_a_daemonic_process_stays_in_that_process() -> None:
