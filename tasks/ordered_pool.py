@@ -8,15 +8,24 @@ two processes each encoding on one core waste less than one process encoding on 
 The first batch runs in the calling process: a one-batch input (most tests, the demo) never
 starts processes, and for a longer one they start while that batch runs here. In-flight batches
 are bounded, so memory does not grow with the input.
+
+Workers start with mimalloc preloaded when the machine has it (Debian: libmimalloc2.0). The
+tokenizer's Rust code allocates and frees several times per token; under glibc's malloc a quarter
+of encoding's instructions were the allocator, and with mimalloc encoding takes about a third less
+CPU. Results are the same bytes either way. `SFTFORGE_WORKER_MALLOC` names another library to
+preload, or is empty to preload nothing.
 """
 
 from __future__ import annotations
 
+import ctypes.util
 import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from functools import lru_cache
 from itertools import chain, islice
 from typing import Any, TypeVar
 
@@ -74,7 +83,8 @@ def ordered_map(
         # The rest is queued first: the workers start (imports, tokenizer) while the first
         # item runs here, and take work the moment they are up. Running more items here
         # would leave them idle: two processes already fill two cores.
-        top_up()
+        with _worker_environment():  # submit() spawns the processes, with this environment
+            top_up()
         yield work(first)
         while pending:
             result = pending.popleft().result()
@@ -85,6 +95,34 @@ def ordered_map(
 
 
 _END: Any = object()
+
+
+@lru_cache(maxsize=1)
+def worker_malloc() -> str | None:
+    """The allocator library worker processes preload, or None for the C library's malloc."""
+    configured = os.environ.get("SFTFORGE_WORKER_MALLOC")
+    if configured is not None:
+        return configured or None
+    return ctypes.util.find_library("mimalloc")
+
+
+@contextmanager
+def _worker_environment() -> Iterator[None]:
+    """LD_PRELOAD for processes spawned inside the block. (A spawned process gets the
+    environment of the moment it starts; multiprocessing has no per-pool environment.)"""
+    library = worker_malloc()
+    before = os.environ.get("LD_PRELOAD")
+    if library is None or library in (before or "").split():
+        yield
+        return
+    os.environ["LD_PRELOAD"] = f"{library} {before}" if before else library
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("LD_PRELOAD", None)
+        else:
+            os.environ["LD_PRELOAD"] = before
 
 
 def cpu_count() -> int:

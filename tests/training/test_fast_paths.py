@@ -140,6 +140,38 @@ def test_ordered_map_keeps_order_and_starts_processes_only_for_long_inputs() -> 
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
 
 
+def _loaded_libraries(_: int) -> str:
+    with open("/proc/self/maps") as maps:
+        return maps.read()
+
+
+def _make_loaded_libraries():
+    return _loaded_libraries
+
+
+def test_workers_start_with_mimalloc_preloaded_and_the_caller_keeps_its_environment(
+    monkeypatch,
+) -> None:
+    from tasks import ordered_pool
+
+    ordered_pool.worker_malloc.cache_clear()
+    if ordered_pool.worker_malloc() is None:
+        pytest.skip("mimalloc is not installed (Debian: apt-get install libmimalloc2.0)")
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
+    maps = list(ordered_map(_make_loaded_libraries, range(6), workers=2))
+    assert "mimalloc" not in maps[0]  # the first item ran here, under the C library's malloc
+    assert all("mimalloc" in m for m in maps[1:])
+    assert "LD_PRELOAD" not in os.environ
+    # an empty setting turns it off
+    monkeypatch.setenv("SFTFORGE_WORKER_MALLOC", "")
+    ordered_pool.worker_malloc.cache_clear()
+    try:
+        maps = list(ordered_map(_make_loaded_libraries, range(6), workers=2))
+    finally:
+        ordered_pool.worker_malloc.cache_clear()
+    assert not any("mimalloc" in m for m in maps)
+
+
 def _fail_on_seven(x: int) -> int:
     if x == 7:
         raise TrainingFileError("example 7 is wrong")
