@@ -14,9 +14,11 @@ Long inputs run on worker processes (tasks/ordered_pool.py), so reported per run
 written per second of that call (median of the runs), text MB/s, the CPU seconds it used in
 the process and its workers (CPU-s per million tokens does not depend on how busy the machine
 is; wall time does, so the load average is printed), the peak RSS of the process (ru_maxrss)
-next to its RSS before the call, and the largest worker's peak RSS. For scale, each run also
-times the tokenizer alone (the same batched call on the same messages, in-process, both cores):
-the ceiling for the whole pipeline.
+next to its RSS before the call, and the largest worker's peak RSS (VmHWM, polled). For
+scale, each run also times the tokenizer alone (the same batched call on the same messages,
+in-process, both cores, with this process's allocator — the workers preload mimalloc when it
+is installed, so the pipeline can beat this figure). `SFTFORGE_WORKER_MALLOC= python
+benchmarks/tokenize_files.py` measures the workers without it.
 
 The conversations are the demo generator's (data/make_sharegpt_sample.py), answers converted to
 Markdown once by the project's html_to_markdown, then cycled with fresh ids up to the count.
@@ -38,6 +40,7 @@ import resource  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -83,6 +86,7 @@ def rss_mb() -> float:
 
 def child(count: int, long_conversations: str) -> dict[str, Any]:
     from schemas.training import OpenChatTokensOutput, TokenizerConfig
+    from tasks.ordered_pool import worker_malloc
     from tasks.token_files import write_openchat_tokens
     from tasks.tokenizer import load_tokenizer
 
@@ -96,14 +100,17 @@ def child(count: int, long_conversations: str) -> dict[str, Any]:
         if os.environ.get("SFTFORGE_BENCH_WORKERS")
         else None,
     )
-    load_tokenizer(config.tokenizer)  # loading is not part of the rate
     base = base_conversations()
     chars = sum(len(m["content"]) for c in base for m in c["messages"])
     text_bytes = (
         count / len(base) * sum(len(m["content"].encode()) for c in base for m in c["messages"])
     )
-    before = rss_mb()
     with tempfile.TemporaryDirectory() as tmp:
+        # Warm-up on one conversation (no worker processes): the modules a run imports once
+        # (pyarrow.parquet, the process pool) are not part of the rate, as loading is not.
+        write_openchat_tokens(Path(tmp), config, lambda: stream(base, 1), lambda record: "train")
+    before = rss_mb()
+    with tempfile.TemporaryDirectory() as tmp, WorkerPeaks() as workers:
         cpu, start = cpu_seconds(), time.perf_counter()
         result = write_openchat_tokens(
             Path(tmp), config, lambda: stream(base, count), lambda record: "train"
@@ -130,9 +137,46 @@ def child(count: int, long_conversations: str) -> dict[str, Any]:
         "cpu_per_million_tokens": cpu / tokens * 1e6,
         "rss_before_mb": before,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "worker_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "worker_peak_rss_mb": workers.peak_mb,
         "load_average": os.getloadavg()[0],
+        "worker_malloc": worker_malloc() or "the C library's malloc",
     }
+
+
+class WorkerPeaks:
+    """The largest VmHWM of this process's children, polled while they run. (Not
+    RUSAGE_CHILDREN: a spawned child's ru_maxrss starts at the parent's RSS when it forked.)"""
+
+    def __init__(self, every: float = 0.05) -> None:
+        self.every, self.peak_mb, self._stop = every, 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> WorkerPeaks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.every):
+            for pid in _children():
+                try:
+                    with open(f"/proc/{pid}/status") as fh:
+                        for line in fh:
+                            if line.startswith("VmHWM:"):
+                                self.peak_mb = max(self.peak_mb, int(line.split()[1]) / 1024)
+                except OSError:  # exited between listing and reading
+                    pass
+
+
+def _children() -> list[str]:
+    pids = []
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children") as fh:
+            pids += fh.read().split()
+    return pids
 
 
 def cpu_seconds() -> float:
@@ -189,6 +233,7 @@ def main() -> None:
     print(f"median, tokenizer alone (batched encode, no files): {alone:,.0f} tokens/s")
     print(f"load average during the runs: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print(f"peak RSS (max of runs): {max(r['peak_rss_mb'] for r in runs):.0f} MB")
+    print(f"worker processes' allocator: {runs[0]['worker_malloc']} (SFTFORGE_WORKER_MALLOC)")
 
 
 if __name__ == "__main__":
