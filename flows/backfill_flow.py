@@ -9,7 +9,6 @@ Interrupted and started again, it skips what finished and resumes the rest shard
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.recipe_flow import flow_for
 from schemas.loading import load_recipe
 from tasks.partitions import PartitionRun, completed_manifest, counts, forget, plan_partitions
-from tasks.workers import worker_pool
+from tasks.workers import worker_count, worker_pool
 
 
 class PartitionFailed(RuntimeError):
@@ -40,7 +39,7 @@ def _attempt() -> int:
 
 def _run_here(recipe_path: str, run: PartitionRun) -> dict[str, Any]:
     recipe = load_recipe(recipe_path, sets=list(run.sets), inputs=run.inputs, out=run.out)
-    workers = recipe.runner.workers or os.cpu_count() or 1
+    workers = worker_count(recipe.runner.workers)
     return flow_for(workers, recipe.runner)(
         recipe_path=recipe_path,
         inputs=run.inputs,
@@ -132,7 +131,7 @@ def backfill(
     _say(quiet, f"{len(todo)} partitions to run, {skipped} already done")
 
     runner = recipe.runner
-    workers = runner.workers or os.cpu_count() or 1
+    workers = worker_count(runner.workers)
     attempt = run_partition.with_options(retries=retries, retry_delay_seconds=0)
     # Partitions run here share one process pool instead of each starting its own.
     with worker_pool(1 if deployment else workers, runner.kind):

@@ -61,8 +61,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from flows.progress import summary_table
     from flows.recipe_flow import flow_for
+    from tasks.workers import worker_count
 
-    workers = recipe.runner.workers or os.cpu_count() or 1
+    workers = worker_count(recipe.runner.workers)
     state = flow_for(workers, recipe.runner)(
         recipe_path=args.config,
         inputs=_inputs(args.input),

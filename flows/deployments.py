@@ -8,13 +8,13 @@ directory the deployment was created from (the project directory).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from prefect import flow
 
 from flows.recipe_flow import flow_for
 from schemas.loading import load_recipe
+from tasks.workers import worker_count
 
 DEPLOYMENT_FLOW = "sftforge"
 
@@ -29,7 +29,7 @@ def run_recipe_deployment(
     """Run the recipe at `recipe_path`; `inputs`, `out` and `sets` are the CLI's
     `--input NAME=PATH`, `--out DIR` and `--set KEY=VALUE`."""
     recipe = load_recipe(recipe_path, sets=sets, inputs=inputs, out=out)
-    workers = recipe.runner.workers or os.cpu_count() or 1
+    workers = worker_count(recipe.runner.workers)
     return flow_for(workers, recipe.runner)(
         recipe_path=recipe_path, inputs=inputs, out=out, sets=sets, quiet=True
     )

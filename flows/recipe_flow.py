@@ -5,7 +5,6 @@ It composes tasks and holds no record logic; it returns the manifest body (count
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +23,12 @@ from tasks.engine import READ_STAGE, plan_run
 from tasks.manifest import stage_totals
 from tasks.recipe_snapshot import write_recipe_snapshot
 from tasks.shards import STATE_DIR
-from tasks.workers import api_for_remote_workers, task_runner_for, worker_pool
+from tasks.workers import (
+    api_for_remote_workers,
+    task_runner_for,
+    worker_count,
+    worker_pool,
+)
 
 
 @contextmanager
@@ -106,7 +110,7 @@ def run_recipe(
     files = resolve_source_files(recipe, recipe_path)
     out_dir = Path(recipe.output_dir)
     plan = plan_run(recipe, files)
-    workers = recipe.runner.workers or os.cpu_count() or 1
+    workers = worker_count(recipe.runner.workers)
     per_stage: dict[str, list[dict[str, Any]]] = {}
     kind = recipe.runner.kind
     state = out_dir / STATE_DIR

@@ -21,6 +21,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tasks.memory import then_release
+from tasks.ordered_pool import cpu_count
 
 if TYPE_CHECKING:  # Prefect is imported only where it runs: worker processes do without it
     from prefect.task_runners import TaskRunner
@@ -30,6 +31,12 @@ T = TypeVar("T")
 # A context variable, not a global: a backfill runs several recipe flows at once in one
 # process, and Prefect copies the context into the threads that run their tasks.
 _pool: ContextVar[Executor | None] = ContextVar("sftforge_worker_pool", default=None)
+
+
+def worker_count(configured: int | None) -> int:
+    """`runner.workers`, or else the CPUs this process may use (a container's or taskset's
+    limit, which os.cpu_count() ignores)."""
+    return configured or cpu_count()
 
 
 @contextmanager

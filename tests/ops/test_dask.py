@@ -3,6 +3,9 @@ cluster's worker processes, and the output is byte-identical to the local run's.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +14,7 @@ import pytest
 from ops_support import partition_files
 
 from flows.cli import main
-from tasks.workers import task_runner_for
+from tasks.workers import task_runner_for, worker_count
 from tests.conftest import REPO
 
 
@@ -30,6 +33,20 @@ def dask_cluster() -> Iterator[object]:
 
 def exports(out: Path) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted((out / "export").iterdir())}
+
+
+def test_default_worker_count_is_the_cpus_this_process_may_use():
+    assert worker_count(3) == 3
+    assert worker_count(None) == len(os.sched_getaffinity(0))
+    # Limited to one CPU (as taskset or a container does), not os.cpu_count()'s all of them
+    code = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+        "from tasks.workers import worker_count; print(worker_count(None))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert out.stdout.strip() == "1"
 
 
 def test_runner_section_picks_the_task_runner():
