@@ -28,18 +28,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from tokenizers import Encoding
 
 from schemas.training import InstructionTokensOutput
 from tasks.ordered_pool import cpu_count, ordered_map
 from tasks.prompt_templates import Segment, Skip, render
-from tasks.token_checks import (
-    check_ids_and_mask,
-    check_special_tokens,
-    check_supervised_text,
-    supervised_runs,
-)
+from tasks.token_batch import TokenBatch, check_batch
+from tasks.token_checks import check_supervised_text
 from tasks.token_files import batched
 from tasks.tokenizer import LoadedTokenizer, load_tokenizer, resolve_bos
 from tasks.training_io import (
@@ -315,20 +312,27 @@ def _check(
     cutoff: int,
     check_decode: bool,
 ) -> None:
-    runs_of = []
-    for record, _, ids, mask, _, eos_added, _ in examples:
-        where = str(record["id"])
-        check_ids_and_mask(ids, mask, vocab_size=tok.vocab_size, max_length=cutoff, where=where)
-        expected: dict[int, int] = {}
-        if bos_id is not None:
-            expected[bos_id] = 1
-        if eos_added and eos_id is not None:
-            expected[eos_id] = expected.get(eos_id, 0) + 1
-        # truncated=False even when cut: the specials are BOS and EOS, both always complete
-        check_special_tokens(
-            ids, expected=expected, special_ids=tok.special_ids, truncated=False, where=where
-        )
-        runs_of.append(supervised_runs(mask))
+    """§6 on the whole batch as arrays (tasks/token_batch.py); a failing example is re-checked
+    alone, so its error names it as before."""
+    count = len(examples)
+    expected: dict[int, np.ndarray] = {}
+    if bos_id is not None:
+        expected[bos_id] = np.ones(count, dtype=np.int64)
+    if eos_id is not None:
+        eos_added = np.array([ex[5] for ex in examples], dtype=np.int64)
+        expected[eos_id] = expected.get(eos_id, 0) + eos_added
+    batch = TokenBatch.of([(ex[2], ex[3]) for ex in examples])
+    check_batch(
+        batch,
+        vocab_size=tok.vocab_size,
+        max_length=cutoff,
+        expected=expected,
+        special_ids=tok.special_ids,
+        # never "truncated" here, even when cut: the specials are BOS and EOS, always complete
+        truncated=np.zeros(count, dtype=bool),
+        where=[str(ex[0]["id"]) for ex in examples],
+    )
+    runs_of = batch.runs()
     if not check_decode:
         return
     decoded = tok.decode_batch(
