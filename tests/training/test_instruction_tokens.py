@@ -232,3 +232,25 @@ def test_real_selfee_records(tmp_path, tok_config, selfee_records) -> None:
             assert want.startswith(tok.decode(supervised).rstrip("\ufffd"))
     counts = result["counts"]
     assert counts["train_examples"] == 2777 and counts["retokenized_at_boundaries"] >= 0
+
+
+def test_a_broken_example_stops_the_write_and_is_named(tmp_path, tok_config, monkeypatch) -> None:
+    """§6 runs over the whole batch at once; the failing example is still named, and no file
+    is left behind for a trainer to pick up."""
+    from tasks import instruction_tokens
+    from tasks.token_checks import TrainingFileError
+
+    real, calls = instruction_tokens.build_example, []
+
+    def stray_eos_in_the_fifth(ids, mask, *, eos_id, **kw):  # a writer bug, in record i4
+        ids, mask, truncated, eos_added = real(ids, mask, eos_id=eos_id, **kw)
+        calls.append(1)
+        if len(calls) == 5:
+            ids = [ids[0], eos_id, *ids[2:]]
+        return ids, mask, truncated, eos_added
+
+    records = [instruction(f"Task {i}.", output=f"Done {i}.", id=f"i{i}") for i in range(8)]
+    monkeypatch.setattr(instruction_tokens, "build_example", stray_eos_in_the_fifth)
+    with pytest.raises(TrainingFileError, match="^i4: special token id .* occurs 2 times"):
+        _write(tmp_path, tok_config, records, template="alpaca")
+    assert not list((tmp_path / "export").iterdir())
