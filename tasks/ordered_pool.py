@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes.util
 import multiprocessing
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -106,23 +107,27 @@ def worker_malloc() -> str | None:
     return ctypes.util.find_library("mimalloc")
 
 
+_environment_lock = threading.Lock()  # flows write outputs from several threads
+
+
 @contextmanager
 def _worker_environment() -> Iterator[None]:
     """LD_PRELOAD for processes spawned inside the block. (A spawned process gets the
     environment of the moment it starts; multiprocessing has no per-pool environment.)"""
     library = worker_malloc()
-    before = os.environ.get("LD_PRELOAD")
-    if library is None or library in (before or "").split():
-        yield
-        return
-    os.environ["LD_PRELOAD"] = f"{library} {before}" if before else library
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("LD_PRELOAD", None)
-        else:
-            os.environ["LD_PRELOAD"] = before
+    with _environment_lock:
+        before = os.environ.get("LD_PRELOAD")
+        if library is None or library in (before or "").split():
+            yield
+            return
+        os.environ["LD_PRELOAD"] = f"{library} {before}" if before else library
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop("LD_PRELOAD", None)
+            else:
+                os.environ["LD_PRELOAD"] = before
 
 
 def cpu_count() -> int:
