@@ -48,6 +48,9 @@ def _prefect_defaults(verbose: bool) -> None:
     # per-task INFO lines (and Dask's, for a dask runner) would drown the progress display
     # unless asked for.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # A first run creates the temporary server's database; on a busy two-core machine that
+    # can take longer than Prefect's 20 s default, and the run would fail before it starts.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
