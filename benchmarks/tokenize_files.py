@@ -174,8 +174,11 @@ class WorkerPeaks:
 def _children() -> list[str]:
     pids = []
     for task in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{task}/children") as fh:
-            pids += fh.read().split()
+        try:
+            with open(f"/proc/self/task/{task}/children") as fh:
+                pids += fh.read().split()
+        except OSError:  # a thread that ended since the listing
+            pass
     return pids
 
 
