@@ -80,14 +80,22 @@ def test_sigkill_mid_run_then_rerun_matches_uninterrupted(tmp_path):
     assert not (crashed / "manifest.json").exists(), "the run ended before it could be killed"
     assert 8 <= done_before < 50
 
-    rerun = cli([*args, "--out", str(crashed)], tmp_path / "prefect-home")
+    rerun_matches(
+        [*args, "--out", str(crashed)], tmp_path / "prefect-home", crashed, clean, "sharegpt.json"
+    )
+
+
+def rerun_matches(
+    args: list[str], prefect_home: Path, crashed: Path, clean: Path, export: str
+) -> None:
+    """Rerun the killed command: it succeeds, and its dataset and `export` file are
+    byte-identical to the uninterrupted run's, with no temporary file left behind."""
+    rerun = cli(args, prefect_home)
     output, _ = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, output
     assert parquet_files(crashed) == parquet_files(clean)
-    assert (crashed / "export" / "sharegpt.json").read_bytes() == (
-        clean / "export" / "sharegpt.json"
-    ).read_bytes()
-    assert not list(crashed.rglob("*.tmp"))  # no temporary file left behind
+    assert (crashed / "export" / export).read_bytes() == (clean / "export" / export).read_bytes()
+    assert not list(crashed.rglob("*.tmp"))
 
 
 def _instruction_recipe(folder: Path, rows: int) -> Path:
@@ -138,11 +146,4 @@ def test_sigkill_in_the_fused_global_pass_then_rerun_matches_uninterrupted(tmp_p
     done_before = kill_after(proc, crashed / ".sftforge" / "state" / "sample_per_group", 40)
     assert 40 <= done_before < 960, done_before  # killed inside the pass, not after it
 
-    rerun = cli(args, tmp_path / "prefect-home")
-    output, _ = rerun.communicate(timeout=600)
-    assert rerun.returncode == 0, output
-    assert parquet_files(crashed) == parquet_files(clean)
-    assert (crashed / "export" / "merged.json").read_bytes() == (
-        clean / "export" / "merged.json"
-    ).read_bytes()
-    assert not list(crashed.rglob("*.tmp"))
+    rerun_matches(args, tmp_path / "prefect-home", crashed, clean, "merged.json")
