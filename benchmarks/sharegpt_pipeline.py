@@ -74,9 +74,8 @@ from types import ModuleType
 from typing import Any
 
 import psutil
-
-from schemas.steps import GLOBAL_STEPS
-from tasks.engine import READ_STAGE
+from sftforge.schemas.steps import GLOBAL_STEPS
+from sftforge.tasks.pipeline.engine import READ_STAGE
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "sharegpt_clean.yaml"
@@ -353,7 +352,7 @@ def prefect_env(prefect_home: Path) -> dict[str, str]:
 def sftforge_executable() -> list[str]:
     """The `sftforge` script next to this interpreter, else the CLI module."""
     script = Path(sys.executable).with_name("sftforge")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "flows.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "sftforge.flows.cli"]
 
 
 def sftforge_command(jsonl: str, out: Path, workers: int, one_core: bool) -> list[str]:

@@ -52,8 +52,7 @@ REPO = Path(__file__).resolve().parents[1]
 def base_conversations(n: int = 600) -> list[dict[str, Any]]:
     sys.path.insert(0, str(REPO / "data"))
     import make_sharegpt_sample as sample
-
-    from tasks.html_to_markdown import html_to_markdown
+    from sftforge.tasks.steps.html_to_markdown import html_to_markdown
 
     roles = {"human": "user", "gpt": "assistant"}
     convs = []
@@ -85,10 +84,10 @@ def rss_mb() -> float:
 
 
 def child(count: int, long_conversations: str) -> dict[str, Any]:
-    from schemas.training import OpenChatTokensOutput, TokenizerConfig
-    from tasks.ordered_pool import worker_malloc
-    from tasks.token_files import write_openchat_tokens
-    from tasks.tokenizer import load_tokenizer
+    from sftforge.schemas.training import OpenChatTokensOutput, TokenizerConfig
+    from sftforge.tasks.base.ordered_pool import worker_malloc
+    from sftforge.tasks.outputs.token_files import write_openchat_tokens
+    from sftforge.tasks.outputs.tokenizer import load_tokenizer
 
     config = OpenChatTokensOutput(
         format="openchat_tokens",

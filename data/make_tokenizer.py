@@ -32,9 +32,8 @@ def corpus() -> Iterator[str]:
     """Every text the tokenizer learns from, in a fixed order (training is deterministic)."""
     sys.path.insert(0, str(HERE))
     import make_sharegpt_sample as sample  # data/ is not a package
-
-    from tasks.html_to_markdown import html_to_markdown
-    from tasks.prompt_templates import scaffolding
+    from sftforge.tasks.outputs.prompt_templates import scaffolding
+    from sftforge.tasks.steps.html_to_markdown import html_to_markdown
 
     for code_heavy, records, seed in ((False, 1500, 11), (True, 500, 12)):
         for item in sample.generate(records, seed=seed, code_heavy=code_heavy, flawed_share=0.0):

@@ -18,11 +18,16 @@ from prefect import flow, task
 from prefect.cache_policies import NONE
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
-
-from flows.recipe_flow import flow_for
-from schemas.loading import load_recipe
-from tasks.partitions import PartitionRun, completed_manifest, counts, forget, plan_partitions
-from tasks.workers import worker_count, worker_pool
+from sftforge.flows.recipe_flow import flow_for
+from sftforge.schemas.loading import load_recipe
+from sftforge.tasks.base.workers import worker_count, worker_pool
+from sftforge.tasks.pipeline.partitions import (
+    PartitionRun,
+    completed_manifest,
+    counts,
+    forget,
+    plan_partitions,
+)
 
 
 class PartitionFailed(RuntimeError):

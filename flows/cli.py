@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from schemas.loading import ConfigError, load_recipe, resolve_source_files
-from schemas.recipe import Recipe
+from sftforge.schemas.loading import ConfigError, load_recipe, resolve_source_files
+from sftforge.schemas.recipe import Recipe
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,7 +31,7 @@ def _inputs(pairs: list[str]) -> dict[str, str]:
 
 def _checked_recipe(args: argparse.Namespace) -> Recipe:
     """The recipe, with its inputs found and readable — or ConfigError (exit 2)."""
-    from tasks.read_sources import UnreadableInput, probe
+    from sftforge.tasks.readers.sources import UnreadableInput, probe
 
     recipe = load_recipe(args.config, sets=args.set, inputs=_inputs(args.input), out=args.out)
     files = resolve_source_files(recipe, args.config)
@@ -61,10 +61,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     _prefect_defaults(args.verbose)
 
     from rich.console import Console
-
-    from flows.progress import summary_table
-    from flows.recipe_flow import flow_for
-    from tasks.workers import worker_count
+    from sftforge.flows.progress import summary_table
+    from sftforge.flows.recipe_flow import flow_for
+    from sftforge.tasks.base.workers import worker_count
 
     workers = worker_count(recipe.runner.workers)
     state = flow_for(workers, recipe.runner)(
@@ -76,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return_state=True,
     )
     if not state.is_completed():
-        from tasks.read_sources import UnreadableInput
+        from sftforge.tasks.readers.sources import UnreadableInput
 
         error = state.result(raise_on_failure=False)
         if isinstance(error, UnreadableInput):  # a file that broke after the check
@@ -91,7 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from tasks.partitions import plan_partitions
+    from sftforge.tasks.pipeline.partitions import plan_partitions
 
     if args.parallel < 1:
         raise ConfigError(f"--parallel {args.parallel}: expected 1 or more")
@@ -104,9 +103,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     _prefect_defaults(args.verbose)
 
     from rich.console import Console
-
-    from flows.backfill_flow import backfill_flow_for
-    from flows.progress import backfill_table
+    from sftforge.flows.backfill_flow import backfill_flow_for
+    from sftforge.flows.progress import backfill_table
 
     began = time.perf_counter()
     state = backfill_flow_for(args.parallel)(
@@ -136,7 +134,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from tasks.hub import HubError
+    from sftforge.tasks.publish.hub import HubError
 
     out = Path(args.out)
     if not (out / "manifest.json").is_file():
@@ -145,13 +143,13 @@ def cmd_push(args: argparse.Namespace) -> int:
         raise ConfigError(f"--repo-id {args.repo_id}: expected ORG/NAME")
     if args.max_shard_mb <= 0:
         raise ConfigError("--max-shard-mb: expected a positive number")
-    from tasks.publish import push
+    from sftforge.tasks.publish.push import push
 
     token = None
     try:
         if args.dry_run is None:
             _prefect_defaults(verbose=False)
-            from tasks.hub import hub_token
+            from sftforge.tasks.publish.hub import hub_token
 
             token = hub_token(args.token_block)
         result = push(
@@ -165,7 +163,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     except HubError as exc:
         raise ConfigError(str(exc)) from None
     except Exception as exc:  # the Hub refused or could not be reached: the run failed
-        from tasks.hub import redact
+        from sftforge.tasks.publish.hub import redact
 
         print(
             f"sftforge: push failed: {redact(f'{type(exc).__name__}: {exc}', token)}",
@@ -180,7 +178,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not (out / "manifest.json").is_file():
         raise ConfigError(f"{out}: no manifest.json (is this a finished run's output directory?)")
-    from tasks.report import write_report
+    from sftforge.tasks.publish.report import write_report
 
     print(write_report(out))
     return 0

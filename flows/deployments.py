@@ -11,10 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
-
-from flows.recipe_flow import flow_for
-from schemas.loading import load_recipe
-from tasks.workers import worker_count
+from sftforge.flows.recipe_flow import flow_for
+from sftforge.schemas.loading import load_recipe
+from sftforge.tasks.base.workers import worker_count
 
 DEPLOYMENT_FLOW = "sftforge"
 

@@ -14,28 +14,27 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import as_completed
-
-from flows.progress import StageProgress, marker_watch, read_watch
-from schemas.loading import load_recipe, recipe_hash, resolve_source_files
-from schemas.recipe import RunnerConfig
-from tasks import prefect_tasks as t
-from tasks.engine import READ_STAGE, plan_run
-from tasks.manifest import stage_totals
-from tasks.recipe_snapshot import write_recipe_snapshot
-from tasks.shards import STATE_DIR
-from tasks.workers import (
+from sftforge.flows.progress import StageProgress, marker_watch, read_watch
+from sftforge.schemas.loading import load_recipe, recipe_hash, resolve_source_files
+from sftforge.schemas.recipe import RunnerConfig
+from sftforge.tasks.base.shards import STATE_DIR
+from sftforge.tasks.base.workers import (
     api_for_remote_workers,
     task_runner_for,
     worker_count,
     worker_pool,
 )
+from sftforge.tasks.pipeline import prefect_tasks as t
+from sftforge.tasks.pipeline.engine import READ_STAGE, plan_run
+from sftforge.tasks.pipeline.manifest import stage_totals
+from sftforge.tasks.pipeline.snapshot import write_recipe_snapshot
 
 
 @contextmanager
 def augment_progress_to(progress: StageProgress) -> Iterator[None]:
     """Show the augment step's calls, rates and cost beside its stage's bar."""
-    from tasks import augment_step
-    from tasks.augment.display import status_line
+    from sftforge.tasks.steps.augment import step as augment_step
+    from sftforge.tasks.steps.augment.display import status_line
 
     augment_step.progress_sink = lambda snapshot: progress.detail(status_line(snapshot))
     try:

@@ -10,9 +10,8 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
-
-from schemas.recipe import Recipe
-from schemas.steps import STEP_TYPES
+from sftforge.schemas.recipe import Recipe
+from sftforge.schemas.steps import STEP_TYPES
 
 
 class ConfigError(Exception):
@@ -39,8 +38,8 @@ _MESSAGES = {
 
 def _discriminator_tags() -> set[str]:
     """Names pydantic puts in error locations for tagged unions (step types, output formats)."""
-    from schemas.recipe import OutputConfig
-    from schemas.training import TRAINING_FORMATS
+    from sftforge.schemas.recipe import OutputConfig
+    from sftforge.schemas.training import TRAINING_FORMATS
 
     formats = OutputConfig.model_fields["format"].annotation.__args__  # type: ignore[union-attr]
     return set(STEP_TYPES) | set(TRAINING_FORMATS) | set(formats) | {"OutputConfig"}
@@ -204,7 +203,9 @@ def resolve_source_files(recipe: Recipe, recipe_path: str | Path) -> dict[str, l
 
 def check_kinds(recipe: Recipe, recipe_path: str | Path) -> None:
     """Each step and output must take the kind of record that reaches it."""
-    from tasks.outputs import FORMATS_BY_KIND  # tasks depend on schemas, not the reverse
+    from sftforge.tasks.outputs.formats import (
+        FORMATS_BY_KIND,  # tasks depend on schemas, not the reverse
+    )
 
     for i, source in enumerate(recipe.sources):
         for j, step in enumerate(source.preprocess):
@@ -221,8 +222,8 @@ def check_kinds(recipe: Recipe, recipe_path: str | Path) -> None:
                 f"records, but the records here are {kind} records"
             )
         kind = step.output_kind(kind)
-    from schemas.training import TRAINING_FORMATS
-    from tasks.training_outputs import check_kind
+    from sftforge.schemas.training import TRAINING_FORMATS
+    from sftforge.tasks.outputs.training_outputs import check_kind
 
     for i, output in enumerate(recipe.outputs):
         if output.format in TRAINING_FORMATS:

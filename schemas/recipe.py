@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from schemas.steps import StepConfig
-from schemas.training import TrainingOutput
+from sftforge.schemas.steps import StepConfig
+from sftforge.schemas.training import TrainingOutput
 
 # Readers that need code rather than a mapping (tasks/converters.py): what each yields.
 CONVERTER_KINDS = {

@@ -12,8 +12,7 @@ from __future__ import annotations
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from schemas.augment import AugmentStep as _AugmentOptions
+from sftforge.schemas.augment import AugmentStep as _AugmentOptions
 
 CONVERSATION = ("conversation",)
 INSTRUCTION = ("instruction", "augmented")

@@ -9,8 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
-
-from flows.recipe_flow import flow_for
+from sftforge.flows.recipe_flow import flow_for
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -90,8 +89,8 @@ def test_failed_records_are_kept_and_retried(tmp_path, server, monkeypatch):
 
 
 def test_augment_status_line_reaches_the_stage_progress(capsys):
-    from flows.progress import StageProgress
-    from tasks.augment.display import status_line
+    from sftforge.flows.progress import StageProgress
+    from sftforge.tasks.steps.augment.display import status_line
 
     snapshot = {
         "records_done": 3, "records_failed": 1, "records_total": 6, "records_from_journal": 0,

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from tasks.check_structure import check_structure
-from tasks.outcome import Rejected
+from sftforge.tasks.base.outcome import Rejected
+from sftforge.tasks.steps.check_structure import check_structure
+
 from tests.helpers import conv
 
 Q = "How do I reverse a list in Python?"

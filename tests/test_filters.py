@@ -3,11 +3,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tasks.dedup_exact import ExactDeduplicator, conversation_key
-from tasks.filter_blocked_words import make_blocked_words_filter
-from tasks.filter_language import detect_language, make_language_filter, prose
-from tasks.filter_model import make_model_filter
-from tasks.outcome import Rejected
+from sftforge.tasks.base.outcome import Rejected
+from sftforge.tasks.steps.dedup_exact import ExactDeduplicator, conversation_key
+from sftforge.tasks.steps.filter_blocked_words import make_blocked_words_filter
+from sftforge.tasks.steps.filter_language import detect_language, make_language_filter, prose
+from sftforge.tasks.steps.filter_model import make_model_filter
+
 from tests.helpers import conv
 
 EN_Q = "Can you explain how photosynthesis works in plants, step by step?"
@@ -80,7 +81,7 @@ def test_dedup_role_and_separator_matter():
 def test_dedup_key_is_stable_across_processes():
     # Python's hash() is salted per process; ours must not be.
     code = (
-        "from tasks.dedup_exact import conversation_key;"
+        "from sftforge.tasks.steps.dedup_exact import conversation_key;"
         "print(conversation_key([{'role':'user','content':'héllo wörld'}]).hex())"
     )
     keys = {

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
-from flows.recipe_flow import flow_for
-from tasks.dedup_exact import conversation_key
+from sftforge.flows.recipe_flow import flow_for
+from sftforge.tasks.steps.dedup_exact import conversation_key
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

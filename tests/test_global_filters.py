@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import sftforge.tasks.pipeline.filter_segment as filter_segment
 import yaml
+from sftforge.schemas.loading import load_recipe, resolve_source_files
+from sftforge.tasks.base.outcome import Rejected
+from sftforge.tasks.base.shards import read_records
+from sftforge.tasks.base.workers import worker_pool
+from sftforge.tasks.pipeline.engine import plan_run, run_read
+from sftforge.tasks.pipeline.filter_segment import run_filter_segment
+from sftforge.tasks.steps.dedup_exact import ExactDeduplicator
+from sftforge.tasks.steps.sample_per_group import GroupSampler
 
-import tasks.filter_segment as filter_segment
-from schemas.loading import load_recipe, resolve_source_files
-from tasks.dedup_exact import ExactDeduplicator
-from tasks.engine import plan_run, run_read
-from tasks.filter_segment import run_filter_segment
-from tasks.outcome import Rejected
-from tasks.sample_per_group import GroupSampler
-from tasks.shards import read_records
-from tasks.workers import worker_pool
 from tests.test_flow import parquet_files
 
 STEPS = [
@@ -178,8 +178,7 @@ def test_deciders_sent_to_workers_do_not_carry_what_they_have_seen() -> None:
     import pickle
 
     import numpy as np
-
-    from tasks.global_filters import DedupDecider, SampleDecider
+    from sftforge.tasks.pipeline.global_filters import DedupDecider, SampleDecider
 
     dedup = DedupDecider("instruction")
     sample = SampleDecider(GroupSampler("meta.task", 2, None, seed=1), "instruction")

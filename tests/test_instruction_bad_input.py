@@ -10,11 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-
-from flows.cli import main
-from schemas.recipe import SourceConfig
-from tasks.read_sources import UnreadableInput, iter_source
-from tasks.read_stage import SourceConverter
+from sftforge.flows.cli import main
+from sftforge.schemas.recipe import SourceConfig
+from sftforge.tasks.pipeline.read_stage import SourceConverter
+from sftforge.tasks.readers.sources import UnreadableInput, iter_source
 
 MAPPING = {"instruction": "{instruction}", "input": "{input}", "output": "{output}"}
 

@@ -6,14 +6,14 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from schemas.recipe import OutputConfig, Recipe, ShardsConfig, SplitConfig
-from tasks.dedup_exact import ExactDeduplicator
-from tasks.filter_language import make_language_filter
-from tasks.filter_question import filter_question
-from tasks.outcome import Rejected
-from tasks.outputs import Splitter, write_outputs
-from tasks.sample_per_group import GroupSampler
-from tasks.shards import records_table, stage_part, write_table_atomic
+from sftforge.schemas.recipe import OutputConfig, Recipe, ShardsConfig, SplitConfig
+from sftforge.tasks.base.outcome import Rejected
+from sftforge.tasks.base.shards import records_table, stage_part, write_table_atomic
+from sftforge.tasks.outputs.formats import Splitter, write_outputs
+from sftforge.tasks.steps.dedup_exact import ExactDeduplicator
+from sftforge.tasks.steps.filter_language import make_language_filter
+from sftforge.tasks.steps.filter_question import filter_question
+from sftforge.tasks.steps.sample_per_group import GroupSampler
 
 
 def inst(

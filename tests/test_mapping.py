@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import pytest
-
-from schemas.recipe import InstructionMapping
-from tasks.converters import code_contests, first_pair, guanaco_text, to_guanaco_text
-from tasks.mapping import MappingError, explode, render, render_choice, to_instruction
-from tasks.outcome import Rejected
+from sftforge.schemas.recipe import InstructionMapping
+from sftforge.tasks.base.outcome import Rejected
+from sftforge.tasks.readers.converters import (
+    code_contests,
+    first_pair,
+    guanaco_text,
+    to_guanaco_text,
+)
+from sftforge.tasks.readers.mapping import (
+    MappingError,
+    explode,
+    render,
+    render_choice,
+    to_instruction,
+)
 
 CONALA_PREFIX = "generate the python code snippet from the following natural language:\n"
 

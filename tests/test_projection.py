@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pyarrow.parquet as pq
+import sftforge.tasks.pipeline.projection as projection
+from sftforge.schemas.loading import load_recipe, resolve_source_files
+from sftforge.tasks.pipeline.engine import plan_run, run_map_shard, run_read
 
-import tasks.projection as projection
-from schemas.loading import load_recipe, resolve_source_files
-from tasks.engine import plan_run, run_map_shard, run_read
 from tests.test_flow import parquet_files
 from tests.test_global_filters import write_recipe
 

@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-
-from schemas.recipe import ShareGPTFields, SourceConfig
-from tasks.outcome import Rejected
-from tasks.read_sources import iter_sharegpt_file, iter_source
-from tasks.sharegpt_records import to_conversation, to_sharegpt
+from sftforge.schemas.recipe import ShareGPTFields, SourceConfig
+from sftforge.tasks.base.outcome import Rejected
+from sftforge.tasks.readers.sharegpt import to_conversation, to_sharegpt
+from sftforge.tasks.readers.sources import iter_sharegpt_file, iter_source
 
 GOOD = {
     "id": "a1",

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from flows.cli import main
-from schemas.loading import ConfigError, load_recipe, recipe_hash, resolve_source_files
+from sftforge.flows.cli import main
+from sftforge.schemas.loading import ConfigError, load_recipe, recipe_hash, resolve_source_files
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 

@@ -9,14 +9,13 @@ from pathlib import Path
 import datasets
 import pyarrow.parquet as pq
 import pytest
-
-from flows.recipe_flow import flow_for
-from schemas.recipe import SourceConfig
-from tasks.converters import to_guanaco_text
-from tasks.dedup_exact import query_key
-from tasks.filter_language import detect_language
-from tasks.read_sources import iter_source
-from tasks.read_stage import SourceConverter
+from sftforge.flows.recipe_flow import flow_for
+from sftforge.schemas.recipe import SourceConfig
+from sftforge.tasks.pipeline.read_stage import SourceConverter
+from sftforge.tasks.readers.converters import to_guanaco_text
+from sftforge.tasks.readers.sources import iter_source
+from sftforge.tasks.steps.dedup_exact import query_key
+from sftforge.tasks.steps.filter_language import detect_language
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 from augment_support import fast_config, make_records
 from llmock.routers import batch as llmock_batch
-
-from tasks.augment import augment_records
-from tasks.augment.journal import Journal
+from sftforge.tasks.steps.augment import augment_records
+from sftforge.tasks.steps.augment.journal import Journal
 
 
 @pytest.fixture

@@ -6,9 +6,8 @@ import sqlite3
 from pathlib import Path
 
 from augment_support import fast_config, make_records
-
-from tasks.augment import augment_records
-from tasks.augment.journal import Journal
+from sftforge.tasks.steps.augment import augment_records
+from sftforge.tasks.steps.augment.journal import Journal
 
 # Ten dollars per million tokens both ways; a call here is ~100-300 tokens: ~$0.001-0.003.
 PRICES = {"gpt-3.5-turbo": {"input": 10.0, "output": 10.0}}
@@ -71,8 +70,7 @@ def test_progress_renders_live(start_server, api_env, tmp_path: Path) -> None:
     import io
 
     from rich.console import Console
-
-    from tasks.augment.display import LiveProgress, render
+    from sftforge.tasks.steps.augment.display import LiveProgress, render
 
     server = start_server()
     api_env(server)

@@ -8,9 +8,8 @@ from pathlib import Path
 
 from augment_support import fast_config
 from llmock.verdict import judge
-
-from tasks.augment import augment_records
-from tasks.augment.tokens import TRUNCATION_MARK, count_messages, make_counter
+from sftforge.tasks.steps.augment import augment_records
+from sftforge.tasks.steps.augment.tokens import TRUNCATION_MARK, count_messages, make_counter
 
 WINDOW = 4096
 

@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 from augment_support import fast_config
 from llmock.scenarios import Fail, Reply
-
-from tasks.augment import augment_records
-from tasks.augment.postprocess import clean_answer, clean_feedback, clean_revision
+from sftforge.tasks.steps.augment import augment_records
+from sftforge.tasks.steps.augment.postprocess import clean_answer, clean_feedback, clean_revision
 
 NEEDED = "Wrong bounds. Score: 4\n\nRevision is needed."
 NOT_NEEDED = "Correct. Score: 9. Revision is not needed."

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.augment.postprocess import (
+from sftforge.tasks.steps.augment.postprocess import (
     clean_feedback,
     clean_revision,
     drop_leading_apology,
@@ -54,7 +54,7 @@ def test_cleaners_compose() -> None:
 
 def test_cleaners_keep_selfee_verdicts(selfee_records: list[dict]) -> None:
     """SelFee's released feedback is already clean: normalising never flips a stop decision."""
-    from tasks.augment.presets import needs_revision
+    from sftforge.tasks.steps.augment.presets import needs_revision
 
     for record in selfee_records:
         for pair in record["outputs"]:

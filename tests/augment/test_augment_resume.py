@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 
 from augment_support import SECRET_KEY, fast_config, make_records
-
-from tasks.augment import augment_records
-from tasks.augment.journal import canonical_json
+from sftforge.tasks.steps.augment import augment_records
+from sftforge.tasks.steps.augment.journal import canonical_json
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

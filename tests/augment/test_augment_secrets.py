@@ -9,8 +9,7 @@ from pathlib import Path
 
 from augment_support import SECRET_KEY, fast_config, make_records
 from llmock.scenarios import Fail
-
-from tasks.augment import augment_records
+from sftforge.tasks.steps.augment import augment_records
 
 
 def test_the_key_is_in_no_file_written(start_server, api_env, tmp_path: Path) -> None:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from tasks.augment.tokens import (
+from sftforge.tasks.steps.augment.tokens import (
     TRUNCATION_MARK,
     Counter,
     count_messages,

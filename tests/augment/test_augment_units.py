@@ -14,13 +14,12 @@ import openai
 import pytest
 from augment_support import fast_config
 from pydantic import ValidationError
-
-from schemas.augment import AugmentStep, Price
-from tasks.augment.budget import BudgetExhausted, Ledger, cost_of
-from tasks.augment.client import Redactor
-from tasks.augment.journal import Journal, call_key
-from tasks.augment.rate_limit import RateLimiter
-from tasks.augment.retry import backoff_seconds, classify, retry_after_seconds
+from sftforge.schemas.augment import AugmentStep, Price
+from sftforge.tasks.steps.augment.budget import BudgetExhausted, Ledger, cost_of
+from sftforge.tasks.steps.augment.client import Redactor
+from sftforge.tasks.steps.augment.journal import Journal, call_key
+from sftforge.tasks.steps.augment.rate_limit import RateLimiter
+from sftforge.tasks.steps.augment.retry import backoff_seconds, classify, retry_after_seconds
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -69,7 +68,7 @@ def test_call_key_is_stable_across_processes_and_sensitive_to_content() -> None:
     request = {"model": "m", "messages": [{"role": "user", "content": "héllo"}], "max_tokens": 5}
     key = call_key(request, 0)
     code = (
-        "from tasks.augment.journal import call_key;"
+        "from sftforge.tasks.steps.augment.journal import call_key;"
         "print(call_key({'max_tokens': 5, 'messages': [{'role': 'user', 'content': 'héllo'}],"
         " 'model': 'm'}, 0))"
     )
@@ -257,8 +256,7 @@ def test_fast_config_is_valid() -> None:
 
 def test_key_from_a_prefect_secret_block_only_when_named(monkeypatch) -> None:
     from prefect.blocks.system import Secret
-
-    from tasks.augment.client import MissingCredentials, credentials
+    from sftforge.tasks.steps.augment.client import MissingCredentials, credentials
 
     loaded: list[str] = []
 

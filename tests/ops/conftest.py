@@ -99,7 +99,7 @@ class Run:
 def demo_run(prefect_harness, tmp_path_factory) -> Run:
     """The demo recipe, run once: a 20-record eval split and a license declared, so the
     push and report tests see two splits and a license."""
-    from flows.recipe_flow import flow_for
+    from sftforge.flows.recipe_flow import flow_for
 
     out = tmp_path_factory.mktemp("demo-run") / "out"
     state = flow_for(1)(

@@ -185,8 +185,8 @@ def write_augmented_run(out: Path, records: int = 40) -> Path:
     import random
     import sqlite3
 
-    from tasks.augment.journal import Journal
-    from tasks.shards import records_table, stage_part, write_table_atomic
+    from sftforge.tasks.base.shards import records_table, stage_part, write_table_atomic
+    from sftforge.tasks.steps.augment.journal import Journal
 
     rng = random.Random(5)
     base, augmented = [], []

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 from ops_support import SFTFORGE, base_env, make_partitions, manifest, partition_files
-
-from flows.backfill_flow import backfill_flow_for
-from flows.cli import main
-from schemas.loading import ConfigError
-from tasks.partitions import discover, parse_pattern, plan_partitions, select
+from sftforge.flows.backfill_flow import backfill_flow_for
+from sftforge.flows.cli import main
+from sftforge.schemas.loading import ConfigError
+from sftforge.tasks.pipeline.partitions import discover, parse_pattern, plan_partitions, select
 
 # ---------------------------------------------------------------- partitions, no Prefect
 

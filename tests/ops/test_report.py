@@ -8,9 +8,8 @@ import re
 
 import pytest
 from ops_support import chromium_path
-
-from flows.cli import main
-from flows.recipe_flow import artifact_key
+from sftforge.flows.cli import main
+from sftforge.flows.recipe_flow import artifact_key
 
 CHROMIUM = chromium_path()
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium package")

@@ -8,10 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sftforge.schemas.training import TokenizerConfig
+from sftforge.tasks.outputs.tokenizer import LoadedTokenizer, load_tokenizer
 from training_support import EOT, SELFEE_DATA, TOKENIZER_DIR
-
-from schemas.training import TokenizerConfig
-from tasks.tokenizer import LoadedTokenizer, load_tokenizer
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,9 @@ import random
 
 import pyarrow.parquet as pq
 import pytest
+from sftforge.schemas.training import CalibrationOutput
+from sftforge.tasks.outputs.calibration import CalibrationError, draw_starts, write_calibration
 from training_support import conv, records_fn
-
-from schemas.training import CalibrationOutput
-from tasks.calibration import CalibrationError, draw_starts, write_calibration
 
 
 def _gptq_starts(n_tokens: int, nsamples: int, seqlen: int, seed: int) -> list[int]:

@@ -7,11 +7,14 @@ looked up in tokenizer.json's vocabulary: the encoder under test never computes 
 from __future__ import annotations
 
 import pytest
+from sftforge.schemas.training import ChatTemplateConfig
+from sftforge.tasks.outputs.chat_templates import (
+    BUILTIN_TEMPLATES,
+    ConversationEncoder,
+    resolve_template,
+)
+from sftforge.tasks.outputs.long_conversations import truncate
 from training_support import EOT
-
-from schemas.training import ChatTemplateConfig
-from tasks.chat_templates import BUILTIN_TEMPLATES, ConversationEncoder, resolve_template
-from tasks.long_conversations import truncate
 
 HELLO = ["H", "el", "lo"]  # "Hello"
 HI_THERE = ["H", "i", "Ġthe", "re", "."]  # "Hi there."
@@ -118,7 +121,7 @@ def test_special_token_spellings_in_messages_are_text(tok, ids) -> None:
 
 
 def test_missing_end_of_turn_token_is_a_clear_error(plain_tok_config) -> None:
-    from tasks.tokenizer import TokenizerError, load_tokenizer
+    from sftforge.tasks.outputs.tokenizer import TokenizerError, load_tokenizer
 
     with pytest.raises(TokenizerError, match="special_tokens"):
         ConversationEncoder(load_tokenizer(plain_tok_config), BUILTIN_TEMPLATES["openchat"])

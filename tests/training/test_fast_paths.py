@@ -10,16 +10,15 @@ import random
 
 import numpy as np
 import pytest
+from sftforge.schemas.training import OpenChatTokensOutput
+from sftforge.tasks.base.ordered_pool import ordered_map
+from sftforge.tasks.outputs.byte_decode import byte_table_decoder
+from sftforge.tasks.outputs.token_batch import TokenBatch, TokenJson, check_batch
+from sftforge.tasks.outputs.token_checks import TrainingFileError, supervised_runs
+from sftforge.tasks.outputs.token_files import write_openchat_tokens
+from sftforge.tasks.outputs.training_io import dumps
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from training_support import EOT, conv, digest, every_third_eval, records_fn
-
-from schemas.training import OpenChatTokensOutput
-from tasks.byte_decode import byte_table_decoder
-from tasks.ordered_pool import ordered_map
-from tasks.token_batch import TokenBatch, TokenJson, check_batch
-from tasks.token_checks import TrainingFileError, supervised_runs
-from tasks.token_files import write_openchat_tokens
-from tasks.training_io import dumps
 
 
 def test_table_decoder_equals_the_tokenizers_decoder(tok) -> None:
@@ -152,7 +151,7 @@ def _make_loaded_libraries():
 def test_workers_start_with_mimalloc_preloaded_and_the_caller_keeps_its_environment(
     monkeypatch,
 ) -> None:
-    from tasks import ordered_pool
+    from sftforge.tasks.base import ordered_pool
 
     ordered_pool.worker_malloc.cache_clear()
     if ordered_pool.worker_malloc() is None:
@@ -221,10 +220,9 @@ def test_worker_processes_write_the_same_bytes_as_one_process(tmp_path, tok_conf
 
 
 def test_instruction_tokens_on_worker_processes_write_the_same_bytes(tmp_path, tok) -> None:
+    from sftforge.schemas.training import InstructionTokensOutput
+    from sftforge.tasks.outputs.instruction_tokens import write_instruction_tokens
     from training_support import instruction
-
-    from schemas.training import InstructionTokensOutput
-    from tasks.instruction_tokens import write_instruction_tokens
 
     rng = random.Random(12)
     words = ["Add", "two", "numbers", "```py\nx = 1\n```", "你好", "</s>", "\n", "?"]

@@ -6,11 +6,15 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
+from sftforge.schemas.training import InstructionTokensOutput
+from sftforge.tasks.outputs.instruction_tokens import IGNORE_INDEX, write_instruction_tokens
+from sftforge.tasks.outputs.prompt_templates import (
+    ALPACA_TEMPLATES,
+    SELFEE_PROMPT,
+    alpaca_prompt,
+    selfee_target,
+)
 from training_support import all_train, conv, every_third_eval, instruction, records_fn
-
-from schemas.training import InstructionTokensOutput
-from tasks.instruction_tokens import IGNORE_INDEX, write_instruction_tokens
-from tasks.prompt_templates import ALPACA_TEMPLATES, SELFEE_PROMPT, alpaca_prompt, selfee_target
 
 PREAMBLE = [  # "Below is an instruction that describes a task. Write … the request.\n\n"
     "Below", "Ġis", "Ġan", "Ġinstruction", "Ġthat", "Ġdescribes", "Ġa", "Ġtask", ".",
@@ -218,7 +222,7 @@ def test_options_must_fit_the_template() -> None:
 
 def test_real_selfee_records(tmp_path, tok_config, selfee_records) -> None:
     """All 2,777 SelFee CoNaLa chains: checks pass, targets decode to make_full_target + EOS."""
-    from tasks.tokenizer import load_tokenizer
+    from sftforge.tasks.outputs.tokenizer import load_tokenizer
 
     tok = load_tokenizer(tok_config)
     result, rows = _write(tmp_path, tok_config, selfee_records, template="selfee", cutoff_len=2048)
@@ -237,8 +241,8 @@ def test_real_selfee_records(tmp_path, tok_config, selfee_records) -> None:
 def test_a_broken_example_stops_the_write_and_is_named(tmp_path, tok_config, monkeypatch) -> None:
     """§6 runs over the whole batch at once; the failing example is still named, and no file
     is left behind for a trainer to pick up."""
-    from tasks import instruction_tokens
-    from tasks.token_checks import TrainingFileError
+    from sftforge.tasks.outputs import instruction_tokens
+    from sftforge.tasks.outputs.token_checks import TrainingFileError
 
     real, calls = instruction_tokens.build_example, []
 

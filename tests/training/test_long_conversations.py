@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import random
 
-from tasks.chat_templates import BUILTIN_TEMPLATES, ConversationEncoder, EncodedConversation, Unit
-from tasks.long_conversations import split, truncate
+from sftforge.tasks.outputs.chat_templates import (
+    BUILTIN_TEMPLATES,
+    ConversationEncoder,
+    EncodedConversation,
+    Unit,
+)
+from sftforge.tasks.outputs.long_conversations import split, truncate
 
 
 def _units(*lengths: int, header: int = 1) -> EncodedConversation:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from sftforge.schemas.training import InstructionTokensOutput, OpenChatTokensOutput, TokenizerConfig
+from sftforge.tasks.outputs.instruction_tokens import IGNORE_INDEX, write_instruction_tokens
+from sftforge.tasks.outputs.token_files import write_openchat_tokens
+from sftforge.tasks.outputs.tokenizer import load_tokenizer
 from training_support import all_train, conv, instruction, records_fn
-
-from schemas.training import InstructionTokensOutput, OpenChatTokensOutput, TokenizerConfig
-from tasks.instruction_tokens import IGNORE_INDEX, write_instruction_tokens
-from tasks.token_files import write_openchat_tokens
-from tasks.tokenizer import load_tokenizer
 
 TEXTS = [
     "Hello there, how are you today?",

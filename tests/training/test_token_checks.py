@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from tasks.token_checks import (
+from sftforge.tasks.outputs.token_checks import (
     TrainingFileError,
     check_ids_and_mask,
     check_special_tokens,

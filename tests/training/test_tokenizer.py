@@ -7,10 +7,9 @@ import subprocess
 import sys
 
 import pytest
+from sftforge.schemas.training import TokenizerConfig
+from sftforge.tasks.outputs.tokenizer import TokenizerError, load_tokenizer, resolve_bos
 from training_support import EOT, REPO, TOKENIZER_DIR
-
-from schemas.training import TokenizerConfig
-from tasks.tokenizer import TokenizerError, load_tokenizer, resolve_bos
 
 
 def test_shipped_tokenizer_loads_with_the_real_loading_code() -> None:

@@ -7,16 +7,15 @@ import json
 
 import pytest
 import yaml
-from training_support import all_train, conv, every_third_eval, instruction, records_fn
-
-from schemas.training import AxolotlOutput, LlamaFactoryOutput, TrlOutput
-from tasks.prompt_templates import record_messages
-from tasks.trainer_exports import (
+from sftforge.schemas.training import AxolotlOutput, LlamaFactoryOutput, TrlOutput
+from sftforge.tasks.outputs.prompt_templates import record_messages
+from sftforge.tasks.outputs.trainer_exports import (
     messages_from_llama_factory,
     messages_from_trl,
     update_dataset_info,
     write_export,
 )
+from training_support import all_train, conv, every_third_eval, instruction, records_fn
 
 CONVERSATIONS = [
     conv(("user", "Hello"), ("assistant", "Hi there."), id="c0"),
@@ -217,7 +216,7 @@ def test_dataset_info_keeps_other_entries_and_drops_a_stale_eval(tmp_path) -> No
 def test_existing_alpaca_and_sharegpt_exports_round_trip(tmp_path, fmt) -> None:
     """outputs.py's alpaca_json (Alpaca-LoRA / SelFee) and sharegpt_json (FastChat/OpenChat)
     rows, read back with the consumers' field names."""
-    from tasks.outputs import _row
+    from sftforge.tasks.outputs.formats import _row
 
     records = INSTRUCTIONS if fmt == "alpaca_json" else CONVERSATIONS
     path = tmp_path / "data.json"

@@ -8,10 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from training_support import TOKENIZER_DIR, conv, instruction, records_fn
-
-from schemas.recipe import AnyOutput, SplitConfig
-from schemas.training import (
+from sftforge.schemas.recipe import AnyOutput, SplitConfig
+from sftforge.schemas.training import (
     TRAINING_FORMATS,
     AxolotlOutput,
     CalibrationOutput,
@@ -21,9 +19,10 @@ from schemas.training import (
     TrainingOutputConfig,
     TrlOutput,
 )
-from tasks.outputs import Splitter
-from tasks.prompt_templates import INSTRUCTION_TEMPLATES, TEMPLATE_KINDS
-from tasks.training_outputs import check_kind, write_training_output
+from sftforge.tasks.outputs.formats import Splitter
+from sftforge.tasks.outputs.prompt_templates import INSTRUCTION_TEMPLATES, TEMPLATE_KINDS
+from sftforge.tasks.outputs.training_outputs import check_kind, write_training_output
+from training_support import TOKENIZER_DIR, conv, instruction, records_fn
 
 
 class _Outputs(BaseModel):

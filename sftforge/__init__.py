@@ -1,0 +1,1 @@
+"""sftforge: supervised fine-tuning datasets as one declarative, resumable Prefect pipeline."""

@@ -1,0 +1,345 @@
+"""Instruction-style training examples: Alpaca-LoRA, SelFee and Guanaco, prompt tokens masked.
+
+    OUT/export/<name>.train.jsonl    {"id", "input_ids", "attention_mask", "labels"} per line
+    OUT/export/<name>.train.parquet  the same columns + truncated
+    …and .eval.* when the recipe's split sends records there.
+
+Labels are the ids with -100 where the loss is masked (Alpaca-LoRA's and SelFee's
+IGNORE_INDEX), so a Hugging Face Trainer with DataCollatorForSeq2Seq trains on the files as is.
+
+How the trainers built them, and what is kept:
+- The whole text (prompt + target) is tokenized as one string, as Alpaca-LoRA, SelFee and
+  QLoRA's collator effectively do, so ids match what the model sees at inference. BOS goes in
+  front when tokenizer(text) would add it (`bos: auto`).
+- Truncation at `cutoff_len` tokens, BOS included; EOS appended only if the example is still
+  shorter than `cutoff_len` (Alpaca-LoRA's `tokenize`).
+- The prompt is masked by character offsets, not by the length of the separately tokenized
+  prompt as Alpaca-LoRA and SelFee did: when the prompt's last token merges with the target's
+  first, their count is off by one and a target token is lost (or a prompt token learned).
+  If a token straddles the boundary, that record's segments are tokenized separately and
+  concatenated instead, so the boundary is exact; the manifest counts these.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from sftforge.schemas.training import InstructionTokensOutput
+from sftforge.tasks.base.ordered_pool import cpu_count, ordered_map
+from sftforge.tasks.outputs.prompt_templates import Segment, Skip, render
+from sftforge.tasks.outputs.token_batch import TokenBatch, check_batch
+from sftforge.tasks.outputs.token_checks import check_supervised_text
+from sftforge.tasks.outputs.token_files import batched
+from sftforge.tasks.outputs.tokenizer import LoadedTokenizer, load_tokenizer, resolve_bos
+from sftforge.tasks.outputs.training_io import (
+    BatchDone,
+    BatchPart,
+    FileSet,
+    JsonlWriter,
+    ParquetWriter,
+    SplitFiles,
+    dumps,
+    remove_files,
+    rows_table,
+)
+from tokenizers import Encoding
+
+IGNORE_INDEX = -100
+
+# Alpaca-LoRA's cutoff_len default; SelFee's train.py model_max_length default; QLoRA's
+# Guanaco scripts trained on 512-token targets.
+DEFAULT_CUTOFF = {"selfee": 512, "selfee_answer_only": 512, "guanaco": 512}
+
+PARQUET_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("input_ids", pa.list_(pa.int32())),
+        ("attention_mask", pa.list_(pa.int8())),
+        ("labels", pa.list_(pa.int32())),
+        ("truncated", pa.bool_()),
+    ]
+)
+
+
+def _spans(segments: Sequence[Segment]) -> list[tuple[int, int]]:
+    """Character spans of the supervised text (adjacent supervised segments merged)."""
+    spans: list[tuple[int, int]] = []
+    at = 0
+    for text, supervised in segments:
+        end = at + len(text)
+        if supervised and text:
+            if spans and spans[-1][1] == at:
+                spans[-1] = (spans[-1][0], end)
+            else:
+                spans.append((at, end))
+        at = end
+    return spans
+
+
+def mask_by_chars(
+    encoding: Encoding, spans: Sequence[tuple[int, int]], length: int
+) -> list[bool] | None:
+    """Supervision per token from character spans; None if a token straddles a span edge.
+
+    Only the tokens at the span edges are looked up (Encoding.char_to_token, in Rust): converting
+    every token's offsets to Python would cost more than the rest of the example.
+    """
+    n = len(encoding.ids)
+    mask = [False] * n
+
+    def first_token_at(char: int) -> int | None:
+        """The index of the token that starts exactly at `char` (n at the end of the text)."""
+        if char >= length:
+            return n
+        index = encoding.char_to_token(char)
+        if index is None or encoding.token_to_chars(index)[0] != char:
+            return None  # the token holding `char` began earlier: it holds both sides
+        return index
+
+    for a, b in spans:
+        i, j = first_token_at(a), first_token_at(b)
+        if i is None or j is None:
+            return None
+        mask[i:j] = [True] * (j - i)
+    return mask
+
+
+def tokenize_segments(
+    tok: LoadedTokenizer, batch: Sequence[Sequence[Segment]]
+) -> list[tuple[list[int], list[bool], bool]]:
+    """(ids, mask, retokenized) per record: whole text, or segment by segment if it must."""
+    texts = ["".join(text for text, _ in segs) for segs in batch]
+    return assemble_segments(tok, batch, texts, tok.encode_raw(texts))
+
+
+def assemble_segments(
+    tok: LoadedTokenizer,
+    batch: Sequence[Sequence[Segment]],
+    texts: Sequence[str],
+    encodings: Sequence[Encoding],
+) -> list[tuple[list[int], list[bool], bool]]:
+    results = []
+    for segments, text, encoding in zip(batch, texts, encodings, strict=True):
+        mask = mask_by_chars(encoding, _spans(segments), len(text))
+        if mask is not None:
+            results.append((encoding.ids, mask, False))
+            continue
+        parts = tok.encode([text for text, _ in segments])
+        ids: list[int] = []
+        mask = []
+        for (_, supervised), part in zip(segments, parts, strict=True):
+            ids += part
+            mask += [supervised] * len(part)
+        results.append((ids, mask, True))
+    return results
+
+
+def expected_runs(segments: Sequence[Segment], eos_text: str | None, eos_joins: bool) -> list[str]:
+    """The text each supervised run should decode to; EOS extends the last run or is its own."""
+    full = "".join(text for text, _ in segments)
+    runs = [full[a:b] for a, b in _spans(segments)]
+    if eos_text is not None:
+        if eos_joins and runs:
+            runs[-1] += eos_text
+        else:
+            runs.append(eos_text)
+    return runs
+
+
+def build_example(
+    ids: list[int],
+    mask: list[bool],
+    *,
+    bos_id: int | None,
+    eos_id: int | None,
+    cutoff_len: int,
+) -> tuple[list[int], list[bool], bool, bool]:
+    """BOS, truncation, EOS-if-it-fits: (ids, mask, truncated, eos_added)."""
+    if bos_id is not None:
+        # BOS is never a target: nothing predicts position 0.
+        ids, mask = [bos_id, *ids], [False, *mask]
+    truncated = len(ids) > cutoff_len
+    if truncated:
+        ids, mask = ids[:cutoff_len], mask[:cutoff_len]
+    eos_added = eos_id is not None and len(ids) < cutoff_len
+    if eos_added:
+        ids, mask = [*ids, eos_id], [*mask, True]
+    return ids, mask, truncated, eos_added
+
+
+def split_paths(folder: Path, name: str, split: str) -> list[Path]:
+    return [folder / f"{name}.{split}.jsonl", folder / f"{name}.{split}.parquet"]
+
+
+def write_instruction_tokens(
+    out: Path,
+    config: InstructionTokensOutput,
+    records: Callable[[], Iterator[dict[str, Any]]],
+    splitter: Callable[[dict[str, Any]], str],
+) -> dict[str, Any]:
+    tok = load_tokenizer(config.tokenizer)
+    cutoff = config.cutoff_len or DEFAULT_CUTOFF.get(config.template, 256)
+    name = config.name or config.template
+    folder = out / "export"
+    files = FileSet()
+    splits: dict[str, SplitFiles] = {}
+    counts: Counter[str] = Counter()
+
+    def open_split(split: str) -> SplitFiles:
+        jsonl, parquet = split_paths(folder, name, split)
+        writers = [files.add(JsonlWriter(jsonl))]
+        return SplitFiles(writers, files.add(ParquetWriter(parquet, PARQUET_SCHEMA)))
+
+    def jobs() -> Iterator[list[tuple[dict[str, Any], str]]]:
+        for batch in batched(records(), config.batch_size):
+            yield [(record, splitter(record)) for record in batch]
+
+    make_work = partial(
+        InstructionBatch,
+        tok,
+        config,
+        resolve_bos(tok, config.bos),
+        tok.require("eos") if config.add_eos else None,
+        tok.hf.eos_token if config.add_eos else None,
+        cutoff,
+    )
+    try:
+        splits["train"] = open_split("train")
+        for done in ordered_map(make_work, jobs(), workers=config.workers or cpu_count()):
+            counts.update(done.counts)
+            for split, part in done.parts.items():
+                if split not in splits:
+                    splits[split] = open_split(split)
+                splits[split].write(part)
+    except BaseException:
+        files.abort()
+        raise
+    files.commit()
+    if "eval" not in splits:
+        remove_files(split_paths(folder, name, "eval"))
+    return {
+        "format": config.format,
+        "name": name,
+        "path": str(folder / name),
+        "files": sorted(str(p) for s in splits for p in split_paths(folder, name, s)),
+        "template": config.template,
+        "cutoff_len": cutoff,
+        "vocab_size": tok.vocab_size,
+        "added_special_tokens": tok.added_special_tokens,
+        "counts": dict(sorted(counts.items())),
+    }
+
+
+class InstructionBatch:
+    """Records → checked, serialized examples (runs in a worker process for long inputs)."""
+
+    def __init__(
+        self,
+        tok: LoadedTokenizer,
+        config: InstructionTokensOutput,
+        bos_id: int | None,
+        eos_id: int | None,
+        eos_text: str | None,
+        cutoff: int,
+    ) -> None:
+        self.tok, self.config, self.cutoff = tok, config, cutoff
+        self.bos_id, self.eos_id, self.eos_text = bos_id, eos_id, eos_text
+
+    def __call__(self, batch: list[tuple[dict[str, Any], str]]) -> BatchDone:
+        config, counts = self.config, Counter[str]()
+        parts = {split: BatchPart([[]]) for _, split in batch}
+        rendered: list[tuple[dict[str, Any], str, list[Segment]]] = []
+        for record, split in batch:
+            segments = render(
+                config.template,
+                record,
+                train_on_inputs=config.train_on_inputs,
+                mask_human=config.mask_human,
+            )
+            if isinstance(segments, Skip):
+                counts[f"skipped_{segments.reason}"] += 1
+                continue
+            rendered.append((record, split, segments))
+        tokenized = tokenize_segments(self.tok, [segs for *_, segs in rendered])
+        examples = []
+        for (record, split, segments), (ids, mask, retokenized) in zip(
+            rendered, tokenized, strict=True
+        ):
+            ids, mask, truncated, eos_added = build_example(
+                ids, mask, bos_id=self.bos_id, eos_id=self.eos_id, cutoff_len=self.cutoff
+            )
+            counts["retokenized_at_boundaries"] += retokenized
+            if not any(mask):
+                counts["dropped_no_supervision"] += 1  # the prompt alone filled cutoff_len
+                continue
+            eos_text = self.eos_text if eos_added else None
+            want = expected_runs(segments, eos_text, bool(segments[-1][1]))
+            examples.append((record, split, ids, mask, truncated, eos_added, want))
+        _check(examples, self.tok, self.bos_id, self.eos_id, self.cutoff, config.check_decode)
+        rows: dict[str, list[dict[str, Any]]] = {split: [] for split in parts}
+        for record, split, ids, mask, truncated, _, _ in examples:
+            labels = [t if m else IGNORE_INDEX for t, m in zip(ids, mask, strict=True)]
+            row = {
+                "id": record["id"],
+                "input_ids": ids,
+                "attention_mask": [1] * len(ids),
+                "labels": labels,
+            }
+            parts[split].lines[0].append(dumps(row))
+            rows[split].append({**row, "truncated": truncated})
+            counts[f"{split}_examples"] += 1
+            counts[f"{split}_tokens"] += len(ids)
+            counts[f"{split}_supervised_tokens"] += sum(mask)
+            counts["truncated"] += truncated
+        for split, part in parts.items():
+            if rows[split]:
+                part.rows = rows_table(rows[split], PARQUET_SCHEMA)
+        return BatchDone(parts, counts)
+
+
+def _check(
+    examples: list[tuple[Any, ...]],
+    tok: LoadedTokenizer,
+    bos_id: int | None,
+    eos_id: int | None,
+    cutoff: int,
+    check_decode: bool,
+) -> None:
+    """§6 on the whole batch as arrays (tasks/token_batch.py); a failing example is re-checked
+    alone, so its error names it as before."""
+    count = len(examples)
+    expected: dict[int, np.ndarray] = {}
+    if bos_id is not None:
+        expected[bos_id] = np.ones(count, dtype=np.int64)
+    if eos_id is not None:
+        eos_added = np.array([ex[5] for ex in examples], dtype=np.int64)
+        expected[eos_id] = expected.get(eos_id, 0) + eos_added
+    batch = TokenBatch.of([(ex[2], ex[3]) for ex in examples])
+    check_batch(
+        batch,
+        vocab_size=tok.vocab_size,
+        max_length=cutoff,
+        expected=expected,
+        special_ids=tok.special_ids,
+        # never "truncated" here, even when cut: the specials are BOS and EOS, always complete
+        truncated=np.zeros(count, dtype=bool),
+        where=[str(ex[0]["id"]) for ex in examples],
+    )
+    runs_of = batch.runs()
+    if not check_decode:
+        return
+    decoded = tok.decode_batch(
+        [ex[2][a:b] for ex, runs in zip(examples, runs_of, strict=True) for a, b in runs]
+    )
+    at = 0
+    for (record, _, _, _, truncated, _, want), runs in zip(examples, runs_of, strict=True):
+        check_supervised_text(
+            decoded[at : at + len(runs)], want, truncated=truncated, where=str(record["id"])
+        )
+        at += len(runs)

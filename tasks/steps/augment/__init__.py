@@ -1,0 +1,22 @@
+"""SelFee's answer -> feedback -> revision augmentation over an OpenAI-compatible API.
+
+One concern per module: `presets` (prompts, stop rule), `postprocess`, `tokens` (counting and
+truncation), `rate_limit`, `retry`, `budget`, `journal`, `client`, `processor` (sending calls
+online), `batch` (the Batch API), `loop` (one record's chain), `display` and `runner` (the
+entry point).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["AugmentInterrupted", "augment_records"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that importing a light module (journal, presets) does not load the HTTP client.
+    if name in __all__:
+        from sftforge.tasks.steps.augment import runner
+
+        return getattr(runner, name)
+    raise AttributeError(name)

@@ -1,0 +1,304 @@
+"""Entry point of the augment step: one shard of records in, the same records out, augmented."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sftforge.schemas.augment import AugmentStep, Price
+from sftforge.tasks.steps.augment.batch import BatchProcessor
+from sftforge.tasks.steps.augment.budget import Ledger
+from sftforge.tasks.steps.augment.client import Redactor, credentials, make_client
+from sftforge.tasks.steps.augment.journal import Journal
+from sftforge.tasks.steps.augment.loop import (
+    RESULT_FIELDS,
+    LoopSettings,
+    augment_record,
+    record_key,
+)
+from sftforge.tasks.steps.augment.presets import resolve_preset
+from sftforge.tasks.steps.augment.processor import Processor
+from sftforge.tasks.steps.augment.rate_limit import RateLimiter
+from sftforge.tasks.steps.augment.tokens import make_counter
+
+log = logging.getLogger("sftforge.augment")
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+PROGRESS_EVERY_SECONDS = 0.5
+# Finished records are saved in batches (one transaction each).
+SAVE_RECORDS_EVERY = 256
+
+
+class AugmentInterrupted(KeyboardInterrupt):
+    """Ctrl-C: calls in flight were finished and journaled; `records` holds this shard's state."""
+
+    def __init__(self, message: str, records: list[dict]) -> None:
+        super().__init__(message)
+        self.records = records
+
+
+def augment_records(
+    records: list[dict],
+    config: AugmentStep,
+    journal_path: Path,
+    on_progress: ProgressFn | None = None,
+) -> list[dict]:
+    """Run the loop for these records (one shard); same order out as in; every record comes back
+    (status done or failed); calls whose response is in the journal are never sent again."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _run(records, config, Path(journal_path), on_progress)
+    # Called from inside an event loop (an async Prefect task): run ours on a fresh thread.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(_run, records, config, Path(journal_path), on_progress).result()
+
+
+def _run(
+    records: list[dict], config: AugmentStep, journal_path: Path, on_progress: ProgressFn | None
+) -> list[dict]:
+    # Resolved outside any event loop: a Prefect Secret block loads synchronously here.
+    api_key, base_url = credentials(config)
+    return asyncio.run(_augment(records, config, journal_path, on_progress, api_key, base_url))
+
+
+async def _augment(
+    records: list[dict],
+    config: AugmentStep,
+    journal_path: Path,
+    on_progress: ProgressFn | None,
+    api_key: str,
+    base_url: str | None,
+) -> list[dict]:
+    redact = Redactor(api_key)
+    settings = LoopSettings(
+        resolve_preset(config), config, make_counter(config.model, config.tokenizer)
+    )
+    started = time.monotonic()
+    with Journal(journal_path) as journal:
+        client = make_client(config, api_key, base_url)
+        limiter = RateLimiter(
+            config.rpm,
+            config.tpm,
+            ramp_seconds=config.ramp_seconds,
+            ramp_start=config.ramp_start,
+            refund_unused=config.tpm_accounting == "usage",
+        )
+        price = config.prices.get(config.model)
+        if config.mode == "batch" and price is not None:
+            factor = config.batch_price_factor
+            price = Price(input=price.input * factor, output=price.output * factor)
+        ledger = Ledger(price, config.max_cost, journal.spent)
+        processor: Processor | BatchProcessor
+        if config.mode == "batch":
+            processor = BatchProcessor(client, journal, ledger, config, redact)
+        else:
+            processor = Processor(
+                client,
+                journal,
+                limiter,
+                ledger,
+                concurrency=config.concurrency,
+                max_attempts=config.max_attempts,
+                backoff_base=config.backoff_base_seconds,
+                backoff_max=config.backoff_max_seconds,
+                redact=redact,
+            )
+        results: list[dict | None] = [None] * len(records)
+        progress = _Progress(records, results, processor, started, on_progress)
+        interrupted = _install_interrupt(processor)
+        try:
+            fingerprint = settings.fingerprint()
+            keys = [record_key(record, fingerprint) for record in records]
+            todo: list[int] = []
+            for index, record in enumerate(records):
+                saved = journal.record_result(keys[index])
+                if saved is None:
+                    todo.append(index)
+                else:  # finished earlier: no need to replay its chain
+                    processor.stats.records_from_journal += 1
+                    results[index] = {**record, **json.loads(saved)}
+            finished: list[tuple[str, str]] = []
+            queue = collections.deque(todo)
+            batch = processor if isinstance(processor, BatchProcessor) else None
+            if batch is not None:
+                batch.expect(len(todo))
+
+            async def worker() -> None:
+                while queue:
+                    index = queue.popleft()
+                    try:
+                        out = await augment_record(records[index], settings, processor.call)
+                    finally:
+                        if batch is not None:
+                            batch.record_finished()
+                    if out["error"]:
+                        out["error"] = redact(out["error"])
+                    elif out["status"] == "done":
+                        added = {field: out[field] for field in RESULT_FIELDS}
+                        finished.append((keys[index], json.dumps(added, ensure_ascii=False)))
+                        if len(finished) >= SAVE_RECORDS_EVERY:
+                            journal.save_records(finished)
+                            finished.clear()
+                    results[index] = out
+
+            if batch is not None:
+                # Every record at once: a round is all of them waiting on their next call.
+                workers = len(todo)
+            else:
+                # Each record has one call in flight at a time, so twice the concurrency keeps
+                # every slot busy while records wait on the journal or on each other.
+                # Concurrency 1 means strictly one record after another (replays against a
+                # scripted server).
+                workers = 1 if config.concurrency == 1 else 2 * config.concurrency
+            background = [asyncio.ensure_future(progress.loop())]
+            if batch is not None:
+                background.append(asyncio.ensure_future(batch.run()))
+            try:
+                await asyncio.gather(*(worker() for _ in range(min(workers, len(todo)))))
+            finally:
+                for task in background:
+                    task.cancel()
+                if finished:
+                    journal.save_records(finished)
+                progress.emit()
+        finally:
+            interrupted.restore()
+            await client.close()
+        done = [r for r in results if r is not None]
+        _log_summary(done, processor, ledger, journal_path, time.monotonic() - started)
+        if interrupted.fired:
+            raise AugmentInterrupted(
+                f"augment interrupted: finished calls are saved in {journal_path}; rerun the "
+                "same command to resume (no finished call will be sent again)",
+                done,
+            )
+    return done
+
+
+class _Progress:
+    def __init__(
+        self,
+        records: list[dict],
+        results: list[dict | None],
+        processor: Processor | BatchProcessor,
+        started: float,
+        callback: ProgressFn | None,
+    ) -> None:
+        self.records = records
+        self.results = results
+        self.processor = processor
+        self.started = started
+        self.callback = callback
+
+    def snapshot(self) -> dict[str, Any]:
+        finished = [r for r in self.results if r is not None]
+        stats, ledger = self.processor.stats, self.processor.ledger
+        total = len(self.records)
+        cost = ledger.run_cost
+        return {
+            "records_total": total,
+            "records_done": sum(1 for r in finished if r["status"] == "done"),
+            "records_failed": sum(1 for r in finished if r["status"] == "failed"),
+            "calls_sent": stats.sent,
+            "calls_cached": stats.cached,
+            "records_from_journal": stats.records_from_journal,
+            "calls_in_flight": stats.in_flight,
+            "calls_failed": stats.failed,
+            "retries": stats.retries,
+            "rate_limited": stats.rate_limited,
+            "prompt_tokens": ledger.prompt_tokens,
+            "completion_tokens": ledger.completion_tokens,
+            "cost": round(cost, 6),
+            "cost_projected": round(cost * total / len(finished), 6) if finished else None,
+            "iterations": dict(
+                sorted(collections.Counter(r["iteration"] for r in finished).items())
+            ),
+            "elapsed_seconds": round(time.monotonic() - self.started, 3),
+            "stopped": self.processor.stop_reason,
+            **self.processor.limiter.rates(),
+        }
+
+    def emit(self) -> None:
+        if self.callback is not None:
+            self.callback(self.snapshot())
+
+    async def loop(self) -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY_SECONDS)
+            try:
+                self.emit()
+            except Exception:  # a broken display must not stop paid work
+                log.exception("augment: progress callback failed; no more progress reports")
+                return
+
+
+class _Interrupt:
+    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.loop = loop
+        self.fired = False
+
+    def restore(self) -> None:
+        if self.loop is not None:
+            self.loop.remove_signal_handler(signal.SIGINT)
+
+
+def _install_interrupt(processor: Processor | BatchProcessor) -> _Interrupt:
+    """First Ctrl-C: send nothing new, let calls in flight finish into the journal.
+    A second one: stop at once (calls in flight stay "started" and are resent on resume)."""
+    if threading.current_thread() is not threading.main_thread():
+        return _Interrupt(None)
+    loop = asyncio.get_running_loop()
+    state = _Interrupt(loop)
+    main = asyncio.current_task()
+
+    def on_sigint() -> None:
+        if state.fired and main is not None:
+            main.cancel()
+            return
+        state.fired = True
+        log.warning("augment: interrupted; finishing calls in flight (Ctrl-C again to abort)")
+        processor.stop("interrupted")
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    except (NotImplementedError, RuntimeError):  # Windows, or a loop without signal support
+        return _Interrupt(None)
+    return state
+
+
+def _log_summary(
+    results: list[dict],
+    processor: Processor | BatchProcessor,
+    ledger: Ledger,
+    journal_path: Path,
+    seconds: float,
+) -> None:
+    stats = processor.stats
+    failed = sum(1 for r in results if r["status"] == "failed")
+    log.info(
+        "augment: %d records (%d failed) in %.1fs; %d calls sent, %d from the journal, "
+        "%d retries; %d prompt + %d completion tokens, $%.4f; journal %s",
+        len(results),
+        failed,
+        seconds,
+        stats.sent,
+        stats.cached,
+        stats.retries,
+        ledger.prompt_tokens,
+        ledger.completion_tokens,
+        ledger.run_cost,
+        journal_path,
+    )
+    if processor.stop_reason:
+        log.warning("augment: stopped early: %s", processor.stop_reason)

@@ -1,0 +1,19 @@
+"""SelFee's "not a question" filter, as SelFee meant it.
+
+SelFee's script computed the pairs whose answer is itself a question (ends with "?"),
+meaning to drop them, and then saved that list instead of the rest. This is the filter
+as intended: such pairs are rejected.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sftforge.tasks.base.outcome import Rejected
+
+
+def filter_question(record: dict[str, Any]) -> dict[str, Any] | Rejected:
+    answer = record.get("output", "").rstrip()
+    if answer.endswith("?"):
+        return Rejected("answer_is_question", answer[-80:])
+    return record
