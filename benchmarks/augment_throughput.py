@@ -25,11 +25,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-from sftforge.schemas.augment import AugmentStep
 from sftforge.tasks.steps.augment import augment_records
 from sftforge.tasks.steps.augment.journal import Journal, call_key
 from sftforge.tasks.steps.augment.loop import LoopSettings
 from sftforge.tasks.steps.augment.presets import answer_messages, feedback_messages, resolve_preset
+from sftforge.tasks.steps.augment.step import AugmentStep
 from sftforge.tasks.steps.augment.tokens import count_messages, fit_messages, make_counter
 
 

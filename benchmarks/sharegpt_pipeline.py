@@ -74,8 +74,10 @@ from types import ModuleType
 from typing import Any
 
 import psutil
-from sftforge.schemas.steps import GLOBAL_STEPS
-from sftforge.tasks.pipeline.engine import READ_STAGE
+
+from sftforge.schemas.steps import step_class
+from sftforge.tasks.base.step_protocol import RecordStep
+from sftforge.tasks.pipeline.plan import READ_STAGE
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "sharegpt_clean.yaml"
@@ -448,8 +450,12 @@ def stage_summary(runs: list[SftforgeRun]) -> list[dict[str, Any]]:
     workers = runs[0].workers
     for i, stage in enumerate(runs[0].stages):
         seconds = median(r.stages[i]["seconds"] for r in runs)
-        # stage names are the step types in sharegpt_clean (no `name:` overrides)
-        pooled = workers > 1 and stage["name"] not in {READ_STAGE, *GLOBAL_STEPS}
+        # stage names are the step types in sharegpt_clean (no `name:` overrides); record steps
+        # run in the pool, the read stage and whole-input passes in the flow's process
+        step = step_class(stage["name"])
+        pooled = workers > 1 and stage["name"] != READ_STAGE and isinstance(step, type) and (
+            issubclass(step, RecordStep)
+        )
         rows.append({
             "stage": stage["name"],
             "in": stage["in"],

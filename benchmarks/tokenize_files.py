@@ -52,6 +52,7 @@ REPO = Path(__file__).resolve().parents[1]
 def base_conversations(n: int = 600) -> list[dict[str, Any]]:
     sys.path.insert(0, str(REPO / "data"))
     import make_sharegpt_sample as sample
+
     from sftforge.tasks.steps.html_to_markdown import html_to_markdown
 
     roles = {"human": "user", "gpt": "assistant"}

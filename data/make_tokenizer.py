@@ -32,6 +32,7 @@ def corpus() -> Iterator[str]:
     """Every text the tokenizer learns from, in a fixed order (training is deterministic)."""
     sys.path.insert(0, str(HERE))
     import make_sharegpt_sample as sample  # data/ is not a package
+
     from sftforge.tasks.outputs.prompt_templates import scaffolding
     from sftforge.tasks.steps.html_to_markdown import html_to_markdown
 

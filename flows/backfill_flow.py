@@ -18,6 +18,7 @@ from prefect import flow, task
 from prefect.cache_policies import NONE
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
+
 from sftforge.flows.recipe_flow import flow_for
 from sftforge.schemas.loading import load_recipe
 from sftforge.tasks.base.workers import worker_count, worker_pool

@@ -61,6 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _prefect_defaults(args.verbose)
 
     from rich.console import Console
+
     from sftforge.flows.progress import summary_table
     from sftforge.flows.recipe_flow import flow_for
     from sftforge.tasks.base.workers import worker_count
@@ -103,6 +104,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     _prefect_defaults(args.verbose)
 
     from rich.console import Console
+
     from sftforge.flows.backfill_flow import backfill_flow_for
     from sftforge.flows.progress import backfill_table
 

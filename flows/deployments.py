@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
+
 from sftforge.flows.recipe_flow import flow_for
 from sftforge.schemas.loading import load_recipe
 from sftforge.tasks.base.workers import worker_count

@@ -6,18 +6,18 @@ It composes tasks and holds no record logic; it returns the manifest body (count
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from prefect import flow
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import as_completed
+
 from sftforge.flows.progress import StageProgress, marker_watch, read_watch
-from sftforge.schemas.loading import load_recipe, recipe_hash, resolve_source_files
+from sftforge.schemas.loading import load_recipe, resolve_source_files
 from sftforge.schemas.recipe import RunnerConfig
 from sftforge.tasks.base.shards import STATE_DIR
+from sftforge.tasks.base.stats import StageStats
+from sftforge.tasks.base.step_protocol import StepContext
 from sftforge.tasks.base.workers import (
     api_for_remote_workers,
     task_runner_for,
@@ -25,75 +25,17 @@ from sftforge.tasks.base.workers import (
     worker_pool,
 )
 from sftforge.tasks.pipeline import prefect_tasks as t
-from sftforge.tasks.pipeline.engine import READ_STAGE, plan_run
-from sftforge.tasks.pipeline.manifest import stage_totals
+from sftforge.tasks.pipeline.manifest import manifest_body
+from sftforge.tasks.pipeline.plan import READ_STAGE, Segment, plan_run
 from sftforge.tasks.pipeline.snapshot import write_recipe_snapshot
-
-
-@contextmanager
-def augment_progress_to(progress: StageProgress) -> Iterator[None]:
-    """Show the augment step's calls, rates and cost beside its stage's bar."""
-    from sftforge.tasks.steps.augment import step as augment_step
-    from sftforge.tasks.steps.augment.display import status_line
-
-    augment_step.progress_sink = lambda snapshot: progress.detail(status_line(snapshot))
-    try:
-        yield
-    finally:
-        augment_step.progress_sink = None
+from sftforge.tasks.pipeline.stages import RUNNERS
+from sftforge.tasks.publish.artifacts import publish_artifacts
 
 
 class StageFailed(RuntimeError):
     def __init__(self, stage: str, detail: str) -> None:
         super().__init__(f"stage {stage} failed: {detail}")
         self.stage = stage
-
-
-def artifact_key(recipe: str, what: str) -> str:
-    """Prefect artifact keys allow lowercase letters, digits and dashes; one key per recipe
-    so that the UI's artifact history of a key is the history of that recipe."""
-    name = "".join(c if c.isalnum() else "-" for c in recipe.lower()).strip("-")
-    return f"sftforge-{name}-{what}"
-
-
-def _link(label: str, path: str) -> str:
-    return f"[{label}]({Path(path).resolve().as_uri()})"
-
-
-def _artifacts(body: dict[str, Any]) -> None:
-    rows = [
-        {
-            "stage": s["name"],
-            "in": s["in"],
-            "out": s["out"],
-            "rejected": sum(s["rejected"].values()),
-            "rejected_by_reason": ", ".join(f"{k}: {v}" for k, v in s["rejected"].items()) or "-",
-            "seconds": s["seconds"],
-            "records_per_s": round(s["in"] / s["seconds"], 1) if s["seconds"] else None,
-        }
-        for s in body["stages"]
-    ]
-    create_table_artifact(
-        rows,
-        key=artifact_key(body["recipe"], "stages"),
-        description=f"sftforge · {body['recipe']}: records per stage",
-    )
-    out = body["output_dir"]
-    paths = {k: v["path"] if isinstance(v, dict) else v for k, v in body["outputs"].items()}
-    links = [f"- {_link(kind, path)} `{path}`" for kind, path in paths.items()]
-    links.append(f"- {_link('manifest', f'{out}/manifest.json')} `{out}/manifest.json`")
-    links.append(f"- {_link('rejects', f'{out}/rejects')} `{out}/rejects/<stage>/`")
-    first, last = body["stages"][0], body["stages"][-1]
-    create_markdown_artifact(
-        f"# {body['recipe']}\n\n"
-        f"**{first['in']}** records in, **{last['out']}** out "
-        f"({first['in'] - last['out']} rejected), {body['shards']} shards, "
-        f"{body['wall_seconds']:.1f} s wall, config hash `{body['config_hash']}`.\n\n"
-        "## Outputs\n\n" + "\n".join(links) + "\n\n"
-        f"Plots: `sftforge report {out}` writes `{out}/report.html`.\n",
-        key=artifact_key(body["recipe"], "summary"),
-        description=f"sftforge · {body['recipe']}: summary and outputs",
-    )
 
 
 @flow(name="sftforge-recipe", log_prints=True)
@@ -110,7 +52,7 @@ def run_recipe(
     out_dir = Path(recipe.output_dir)
     plan = plan_run(recipe, files)
     workers = worker_count(recipe.runner.workers)
-    per_stage: dict[str, list[dict[str, Any]]] = {}
+    per_stage: dict[str, list[StageStats]] = {}
     kind = recipe.runner.kind
     state = out_dir / STATE_DIR
 
@@ -118,68 +60,61 @@ def run_recipe(
         worker_pool(workers, kind),
         api_for_remote_workers(kind),
         StageProgress(quiet=quiet) as progress,
-        augment_progress_to(progress),
     ):
         all_files = [p for source in recipe.sources for p in files.get(source.name, [])]
         progress.start(
             READ_STAGE, None, read_watch(state / READ_STAGE, plan.read_fingerprint, all_files)
         )
         per_stage[READ_STAGE] = t.read_sources(recipe, files, out_dir, plan)
-        progress.finish(sum(s["in"] for s in per_stage[READ_STAGE]))
+        progress.finish(sum(s.n_in for s in per_stage[READ_STAGE]))
         shards = len(per_stage[READ_STAGE])
+        context = StepContext(seed=recipe.seed, report=progress.detail)
 
         for segment in plan.segments:
-            total = sum(s["out"] for s in per_stage[segment.input_stage])
-            if segment.kind != "map":
-                first = segment.stages[0]
-                progress.start(
-                    segment.label, total, marker_watch(state / first.stage, first.fingerprint)
-                )
-                try:
-                    stats = t.global_stage(out_dir, segment, shards, recipe.seed)
-                except Exception as exc:
-                    raise StageFailed(segment.label, f"{type(exc).__name__}: {exc}") from exc
-                per_stage.update(stats)
-                progress.finish(sum(s["in"] for s in stats[first.stage]))
+            total = sum(s.n_out for s in per_stage[segment.input_stage])
+            if RUNNERS[segment.kind].per_shard:
+                progress.start(segment.label, total)
+                per_stage.update(_shard_by_shard(out_dir, segment, shards, recipe.seed, progress))
                 continue
-            progress.start(segment.label, total)
-            futures = {}
-            for shard in range(shards):
-                future = t.map_shard.submit(out_dir, segment, shard, recipe.seed)
-                futures[id(future)] = (shard, future)
-            results: list[dict[str, dict[str, Any]]] = [{}] * shards
-            for future in as_completed([f for _, f in futures.values()]):
-                shard, _ = futures[id(future)]
-                try:
-                    results[shard] = future.result()
-                except Exception as exc:
-                    raise StageFailed(
-                        segment.label, f"shard {shard}: {type(exc).__name__}: {exc}"
-                    ) from exc
-                progress.advance(results[shard][segment.stages[0].stage]["in"])
-            for stage in segment.stages:
-                per_stage[stage.stage] = [r[stage.stage] for r in results]
+            first = segment.stages[0]
+            watch = marker_watch(state / first.stage, first.fingerprint)
+            progress.start(segment.label, total, watch)
+            try:
+                stats = t.whole_segment(out_dir, segment, shards, context)
+            except Exception as exc:
+                raise StageFailed(segment.label, f"{type(exc).__name__}: {exc}") from exc
+            per_stage.update(stats)
+            progress.finish(sum(s.n_in for s in stats[first.stage]))
 
-        final = sum(s["out"] for s in per_stage[plan.final_stage])
+        final = sum(s.n_out for s in per_stage[plan.final_stage])
         progress.start("write outputs", final)
         written = t.outputs(out_dir, plan, shards, recipe)
         progress.finish(final)
-        body = {
-            "recipe": recipe.name,
-            "kind": plan.final_kind,
-            "config_hash": recipe_hash(recipe),
-            "seed": recipe.seed,
-            "output_dir": str(out_dir),
-            "shards": shards,
-            "workers": workers,
-            "stages": [stage_totals(name, per_stage[name]) for name in plan.stages],
-            "outputs": written,
-            "wall_seconds": round(time.perf_counter() - began, 3),
-        }
+        body = manifest_body(recipe, plan, per_stage, written, workers)
+        body["wall_seconds"] = round(time.perf_counter() - began, 3)
         write_recipe_snapshot(out_dir, recipe)
         t.manifest(out_dir, body)
-    _artifacts(body)
+    publish_artifacts(body)
     return body
+
+
+def _shard_by_shard(
+    out: Path, segment: Segment, shards: int, seed: int, progress: StageProgress
+) -> dict[str, list[StageStats]]:
+    """A map segment: one task per shard, in parallel; stats back in shard order."""
+    futures = {}
+    for shard in range(shards):
+        future = t.map_shard.submit(out, segment, shard, seed)
+        futures[id(future)] = (shard, future)
+    results: list[dict[str, StageStats]] = [{}] * shards
+    for future in as_completed([f for _, f in futures.values()]):
+        shard, _ = futures[id(future)]
+        try:
+            results[shard] = future.result()
+        except Exception as exc:
+            raise StageFailed(segment.label, f"shard {shard}: {type(exc).__name__}: {exc}") from exc
+        progress.advance(results[shard][segment.stages[0].stage].n_in)
+    return {stage.stage: [r[stage.stage] for r in results] for stage in segment.stages}
 
 
 def flow_for(workers: int, runner: RunnerConfig | None = None) -> Any:

@@ -10,8 +10,9 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+
 from sftforge.schemas.recipe import Recipe
-from sftforge.schemas.steps import STEP_TYPES
+from sftforge.schemas.steps import load_step_modules, registered_steps
 
 
 class ConfigError(Exception):
@@ -42,7 +43,7 @@ def _discriminator_tags() -> set[str]:
     from sftforge.schemas.training import TRAINING_FORMATS
 
     formats = OutputConfig.model_fields["format"].annotation.__args__  # type: ignore[union-attr]
-    return set(STEP_TYPES) | set(TRAINING_FORMATS) | set(formats) | {"OutputConfig"}
+    return set(registered_steps()) | set(TRAINING_FORMATS) | set(formats) | {"OutputConfig"}
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:
@@ -64,7 +65,7 @@ def _explain(err: dict[str, Any]) -> str:
         ctx = err.get("ctx", {})
         if ctx.get("discriminator") == "'format'":
             return f"unknown format {ctx.get('tag')!r} (known: {ctx.get('expected_tags')})"
-        return f"unknown step {ctx.get('tag')!r} (known: {', '.join(STEP_TYPES)})"
+        return f"unknown step {ctx.get('tag')!r} (known: {', '.join(registered_steps())})"
     if kind == "union_tag_not_found":
         return "each step needs a `step:` key naming it"
     if kind == "literal_error":
@@ -161,6 +162,7 @@ def load_recipe(
             raise ConfigError(f"{path}: --input {name}: no source named {name!r} (have {names})")
         match[0]["path"] = value
         match[0].pop("dataset", None)
+    _load_plugins(data, path)
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
@@ -169,6 +171,20 @@ def load_recipe(
         raise ConfigError(f"{path}: {key + ': ' if key else ''}{_explain(err)}") from None
     check_kinds(recipe, path)
     return recipe
+
+
+def _load_plugins(data: dict[str, Any], path: str | Path) -> None:
+    """Import the modules a recipe names under `plugins:` (their steps register)."""
+    plugins = data.get("plugins") or []
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        raise ConfigError(f"{path}: plugins: expected a list of module names")
+    for i, module in enumerate(plugins):
+        try:
+            load_step_modules([module])
+        except Exception as exc:  # an import error of the user's module: name it, one line
+            raise ConfigError(
+                f"{path}: plugins[{i}]: cannot import {module!r} ({type(exc).__name__}: {exc})"
+            ) from None
 
 
 def resolve_source_files(recipe: Recipe, recipe_path: str | Path) -> dict[str, list[Path]]:
@@ -240,8 +256,10 @@ def check_kinds(recipe: Recipe, recipe_path: str | Path) -> None:
 def recipe_hash(recipe: Recipe) -> str:
     """Stable hash of the effective recipe (after overrides), for the manifest."""
     # Where the output goes and how many processes make it do not change what it is.
+    # `plugins` only say where step classes come from; the steps' options are hashed.
     data = recipe.model_dump(
-        mode="json", exclude={"output_dir": True, "runner": {"workers", "kind", "address"}}
+        mode="json",
+        exclude={"output_dir": True, "plugins": True, "runner": {"workers", "kind", "address"}},
     )
     blob = json.dumps(data, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]

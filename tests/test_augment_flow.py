@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
+
 from sftforge.flows.recipe_flow import flow_for
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from sftforge.tasks.base.outcome import Rejected
 from sftforge.tasks.steps.check_structure import check_structure
-
 from tests.helpers import conv
 
 Q = "How do I reverse a list in Python?"

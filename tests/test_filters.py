@@ -4,12 +4,11 @@ import subprocess
 import sys
 
 from sftforge.tasks.base.outcome import Rejected
-from sftforge.tasks.steps.dedup_exact import ExactDeduplicator, conversation_key
+from sftforge.tasks.steps.dedup_exact import DedupExactStep, conversation_key
 from sftforge.tasks.steps.filter_blocked_words import make_blocked_words_filter
 from sftforge.tasks.steps.filter_language import detect_language, make_language_filter, prose
 from sftforge.tasks.steps.filter_model import make_model_filter
-
-from tests.helpers import conv
+from tests.helpers import conv, run_filter_pass
 
 EN_Q = "Can you explain how photosynthesis works in plants, step by step?"
 EN_A = "Plants capture light energy with chlorophyll and turn water and carbon dioxide into sugar."
@@ -59,14 +58,15 @@ def test_model_filter_defaults_and_unknown():
 
 
 def test_dedup_first_occurrence_survives_with_survivor_id():
-    dedup = ExactDeduplicator()
     a = conv(("user", "Hi  there"), ("assistant", "Hello!"), id="a")
     b = conv(("user", "Hi there"), ("assistant", "Hello!\n"), id="b")  # whitespace differs only
     c = conv(("user", "Hi there"), ("assistant", "Hello?"), id="c")
-    assert dedup(a) is a
-    out = dedup(b)
+    # b in a later shard: "first" is across shards, in input order
+    results = run_filter_pass(DedupExactStep(step="dedup_exact"), [[a], [b, c]], "conversation")
+    assert results[0] is a
+    out = results[1]
     assert isinstance(out, Rejected) and out.reason == "duplicate" and out.detail == "a"
-    assert dedup(c) is c
+    assert results[2] is c
 
 
 def test_dedup_role_and_separator_matter():

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+
 from sftforge.flows.recipe_flow import flow_for
 from sftforge.tasks.steps.dedup_exact import conversation_key
 

@@ -8,17 +8,19 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import sftforge.tasks.pipeline.filter_segment as filter_segment
 import yaml
+
+import sftforge.tasks.pipeline.filter_pass as filter_segment
 from sftforge.schemas.loading import load_recipe, resolve_source_files
 from sftforge.tasks.base.outcome import Rejected
 from sftforge.tasks.base.shards import read_records
+from sftforge.tasks.base.step_protocol import StepContext
 from sftforge.tasks.base.workers import worker_pool
-from sftforge.tasks.pipeline.engine import plan_run, run_read
-from sftforge.tasks.pipeline.filter_segment import run_filter_segment
-from sftforge.tasks.steps.dedup_exact import ExactDeduplicator
-from sftforge.tasks.steps.sample_per_group import GroupSampler
-
+from sftforge.tasks.pipeline.filter_pass import run_filter_segment
+from sftforge.tasks.pipeline.plan import plan_run
+from sftforge.tasks.pipeline.read_stage import run_read
+from sftforge.tasks.steps.dedup_exact import DedupPass, record_key
+from sftforge.tasks.steps.sample_per_group import GroupSampler, SamplePass
 from tests.test_flow import parquet_files
 
 STEPS = [
@@ -76,7 +78,7 @@ def run_engine(recipe_path: Path, out: Path) -> tuple[dict, int]:
     plan = plan_run(recipe, files)
     shards = len(run_read(recipe, files, out, plan))
     (segment,) = plan.segments
-    return run_filter_segment(out, segment, shards, recipe.seed), shards
+    return run_filter_segment(out, segment, shards, StepContext(seed=recipe.seed)), shards
 
 
 def stage_records(out: Path, stage: str, shards: int) -> list[dict]:
@@ -104,16 +106,21 @@ def test_fused_pass_equals_the_steps_record_by_record(tmp_path):
     stats, shards = run_engine(write_recipe(tmp_path, STEPS), tmp_path / "out")
     out = tmp_path / "out"
     read = stage_records(out, "read", shards)
-    dedup, expected_rejects = ExactDeduplicator(), []
-    survivors = []
+    # The rules, record by record in one process (no scan, no shards): the reference.
+    first_seen: dict[bytes, str] = {}
+    expected_rejects, survivors = [], []
     for record in read:
-        result = dedup(record)
-        if isinstance(result, Rejected):
-            expected_rejects.append((record["id"], result.reason, result.detail))
+        survivor = first_seen.setdefault(record_key(record), record["id"])
+        if survivor != record["id"]:
+            expected_rejects.append((record["id"], "duplicate", survivor))
         else:
             survivors.append(record)
-    sampler = GroupSampler("meta.task", 4, ["flan"], seed=3)
-    sampler.prepare([survivors])
+    sampler, heaps = GroupSampler("meta.task", 4, ["flan"], seed=3), {}
+    for record in survivors:
+        found = sampler.scan_row(record)
+        if found is not None:
+            sampler.offer(heaps, *found)
+    sampler.finish(heaps)
     kept = [r["id"] for r in survivors if not isinstance(sampler(r), Rejected)]
 
     assert [r["id"] for r in stage_records(out, "dedup_exact", shards)] == [
@@ -127,10 +134,10 @@ def test_fused_pass_equals_the_steps_record_by_record(tmp_path):
     ]
     assert rejects == expected_rejects and rejects
     for stage, previous in (("dedup_exact", len(read)), ("sample_per_group", len(survivors))):
-        assert sum(s["in"] for s in stats[stage]) == previous
+        assert sum(s.n_in for s in stats[stage]) == previous
         for s in stats[stage]:
-            assert s["in"] == s["out"] + sum(s["rejected"].values())
-    assert sum(s["out"] for s in stats["sample_per_group"]) == len(kept) < len(survivors)
+            assert s.n_in == s.n_out + sum(s.rejected.values())
+    assert sum(s.n_out for s in stats["sample_per_group"]) == len(kept) < len(survivors)
 
 
 def test_fused_pass_same_bytes_with_two_workers(tmp_path):
@@ -178,14 +185,13 @@ def test_deciders_sent_to_workers_do_not_carry_what_they_have_seen() -> None:
     import pickle
 
     import numpy as np
-    from sftforge.tasks.pipeline.global_filters import DedupDecider, SampleDecider
 
-    dedup = DedupDecider("instruction")
-    sample = SampleDecider(GroupSampler("meta.task", 2, None, seed=1), "instruction")
+    dedup = DedupPass("instruction")
+    sample = SamplePass(GroupSampler("meta.task", 2, None, seed=1), "instruction")
     before = len(pickle.dumps([dedup, sample]))
     keys = np.random.default_rng(0).bytes(16 * 5000)
-    dedup.absorb(0, (keys, {}), list(range(5000)))
-    sample.absorb(0, [(row, f"g{row % 50}", row) for row in range(500)], list(range(500)))
+    dedup.decide(0, (keys, {}), list(range(5000)))
+    sample.decide(0, [(row, f"g{row % 50}", row) for row in range(500)], list(range(500)))
     assert len(dedup.seen) == 5000 and len(sample.heaps) == 50
     assert len(pickle.dumps([dedup, sample])) == before
     copy = pickle.loads(pickle.dumps(dedup))

@@ -6,6 +6,7 @@ Each `test_fix_*` asserts a property FastChat's `clean_sharegpt.py` violates (no
 from __future__ import annotations
 
 import pytest
+
 from sftforge.tasks.steps.html_to_markdown import convert_messages, html_to_markdown
 
 WRAP = '<div class="markdown prose w-full break-words dark:prose-invert light">{}</div>'

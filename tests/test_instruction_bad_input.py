@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+
 from sftforge.flows.cli import main
 from sftforge.schemas.recipe import SourceConfig
 from sftforge.tasks.pipeline.read_stage import SourceConverter

@@ -10,10 +10,11 @@ from sftforge.schemas.recipe import OutputConfig, Recipe, ShardsConfig, SplitCon
 from sftforge.tasks.base.outcome import Rejected
 from sftforge.tasks.base.shards import records_table, stage_part, write_table_atomic
 from sftforge.tasks.outputs.formats import Splitter, write_outputs
-from sftforge.tasks.steps.dedup_exact import ExactDeduplicator
+from sftforge.tasks.steps.dedup_exact import DedupExactStep
 from sftforge.tasks.steps.filter_language import make_language_filter
 from sftforge.tasks.steps.filter_question import filter_question
-from sftforge.tasks.steps.sample_per_group import GroupSampler
+from sftforge.tasks.steps.sample_per_group import SamplePerGroupStep
+from tests.helpers import run_filter_pass
 
 
 def inst(
@@ -46,11 +47,15 @@ def test_filter_question_drops_answers_that_are_questions():
 
 
 def test_query_dedup_is_on_instruction_and_input_normalised():
-    dedup = ExactDeduplicator()
-    assert dedup(inst("a", "Sort  a list", input="[3,1]"))["id"] == "a"
-    out = dedup(inst("b", "Sort a list", input="[3,1]\n", output="different answer"))
+    records = [
+        inst("a", "Sort  a list", input="[3,1]"),
+        inst("b", "Sort a list", input="[3,1]\n", output="different answer"),
+        inst("c", "Sort a list", input="[1,3]"),
+    ]
+    a, out, c = run_filter_pass(DedupExactStep(step="dedup_exact"), [records], "instruction")
+    assert a["id"] == "a"
     assert isinstance(out, Rejected) and out.detail == "a"
-    assert dedup(inst("c", "Sort a list", input="[1,3]"))["id"] == "c"
+    assert c["id"] == "c"
 
 
 def test_language_filter_on_instruction_and_output():
@@ -70,10 +75,10 @@ def test_language_filter_on_instruction_and_output():
     assert isinstance(out, Rejected) and out.detail.startswith("assistant: es")
 
 
-def sample(records, **kw):
-    sampler = GroupSampler(**kw)
-    sampler.prepare([records[:20], records[20:]])
-    return [r["id"] for r in records if not isinstance(sampler(r), Rejected)]
+def sample(records, by, max_per_group, datasets, seed):
+    step = SamplePerGroupStep(step="sample_per_group", by=by, max=max_per_group, datasets=datasets)
+    results = run_filter_pass(step, [records[:20], records[20:]], "instruction", seed)
+    return [r["id"] for r in results if not isinstance(r, Rejected)]
 
 
 def test_group_cap_is_seeded_and_order_independent():

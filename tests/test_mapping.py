@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sftforge.schemas.recipe import InstructionMapping
 from sftforge.tasks.base.outcome import Rejected
 from sftforge.tasks.readers.converters import (

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import pyarrow.parquet as pq
-import sftforge.tasks.pipeline.projection as projection
-from sftforge.schemas.loading import load_recipe, resolve_source_files
-from sftforge.tasks.pipeline.engine import plan_run, run_map_shard, run_read
 
+from sftforge.schemas.loading import load_recipe, resolve_source_files
+from sftforge.tasks.pipeline.plan import plan_run
+from sftforge.tasks.pipeline.read_stage import run_read
+from sftforge.tasks.pipeline.stages import run_map_shard
+from sftforge.tasks.steps.filter_question import FilterQuestionStep
 from tests.test_flow import parquet_files
 from tests.test_global_filters import write_recipe
 
@@ -30,7 +32,8 @@ def test_projected_filter_gives_the_bytes_of_whole_records(tmp_path, monkeypatch
     (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     run_map(path, tmp_path / "projected")
-    monkeypatch.setattr(projection, "FILTER_READS", {})
+    # whole records, as for a step that reads everything
+    monkeypatch.setattr(FilterQuestionStep, "reads", None)
     run_map(path, tmp_path / "whole")
 
     assert parquet_files(tmp_path / "projected") == parquet_files(tmp_path / "whole")

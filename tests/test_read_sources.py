@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from sftforge.schemas.recipe import ShareGPTFields, SourceConfig
 from sftforge.tasks.base.outcome import Rejected
 from sftforge.tasks.readers.sharegpt import to_conversation, to_sharegpt

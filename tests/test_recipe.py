@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from sftforge.flows.cli import main
 from sftforge.schemas.loading import ConfigError, load_recipe, recipe_hash, resolve_source_files
 

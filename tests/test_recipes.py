@@ -9,6 +9,7 @@ from pathlib import Path
 import datasets
 import pyarrow.parquet as pq
 import pytest
+
 from sftforge.flows.recipe_flow import flow_for
 from sftforge.schemas.recipe import SourceConfig
 from sftforge.tasks.pipeline.read_stage import SourceConverter

@@ -21,8 +21,11 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from sftforge.schemas.records import JSON_FIELDS, REJECT_SCHEMA, SCHEMAS
 from sftforge.tasks.base.atomic import temp_path, write_bytes_atomic
+from sftforge.tasks.base.canonical import dumps
+from sftforge.tasks.base.stats import StageStats
 
 WORK_DIR = ".sftforge"  # sftforge's own bookkeeping inside OUT
 STATE_DIR = f"{WORK_DIR}/state"
@@ -56,12 +59,8 @@ def write_table_atomic(table: pa.Table, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
-
-
 def _json_text(value: Any) -> str:
-    return _dumps(value) if value else "{}"
+    return dumps(value) if value else "{}"
 
 
 def _json_value(text: str | None) -> Any:
@@ -125,17 +124,17 @@ def marker(out: Path, stage: str, shard: int) -> Path:
     return out / STATE_DIR / stage / f"part-{shard:05d}.json"
 
 
-def load_marker(out: Path, stage: str, shard: int, fingerprint: str) -> dict[str, Any] | None:
+def load_marker(out: Path, stage: str, shard: int, fingerprint: str) -> StageStats | None:
     path = marker(out, stage, shard)
     try:
         stats = json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-    return stats if stats.get("fingerprint") == fingerprint else None
+    return StageStats.from_json(stats) if stats.get("fingerprint") == fingerprint else None
 
 
-def save_marker(out: Path, stage: str, shard: int, stats: dict[str, Any]) -> None:
-    write_bytes_atomic(marker(out, stage, shard), _dumps(stats).encode())
+def save_marker(out: Path, stage: str, shard: int, stats: StageStats) -> None:
+    write_bytes_atomic(marker(out, stage, shard), dumps(stats.to_json()).encode())
 
 
 def remove_stale_temporaries(out: Path) -> None:

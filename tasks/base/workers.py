@@ -69,7 +69,8 @@ def worker_pool(workers: int, kind: str = "local") -> Iterator[None]:
 def _warm_up() -> None:
     """Import what shard work needs (bs4, lxml, markdownify, pyarrow, the steps) once."""
     import pyarrow as pa
-    import sftforge.tasks.pipeline.engine  # noqa: F401
+
+    import sftforge.tasks.pipeline.stages  # noqa: F401
     import sftforge.tasks.steps.html_to_markdown  # noqa: F401
 
     # One Arrow thread per worker: the processes already fill the cores, and every extra

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+
 from sftforge.schemas.training import CalibrationOutput
 from sftforge.tasks.outputs.token_checks import check_ids_in_vocab
 from sftforge.tasks.outputs.tokenizer import load_tokenizer, resolve_bos

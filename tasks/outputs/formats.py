@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import xxhash
+
 from sftforge.schemas.recipe import OutputConfig, Recipe, SplitConfig
 from sftforge.schemas.records import SCHEMAS
 from sftforge.schemas.training import TRAINING_FORMATS

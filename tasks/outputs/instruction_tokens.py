@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from tokenizers import Encoding
+
 from sftforge.schemas.training import InstructionTokensOutput
 from sftforge.tasks.base.ordered_pool import cpu_count, ordered_map
 from sftforge.tasks.outputs.prompt_templates import Segment, Skip, render
@@ -48,7 +50,6 @@ from sftforge.tasks.outputs.training_io import (
     remove_files,
     rows_table,
 )
-from tokenizers import Encoding
 
 IGNORE_INDEX = -100
 

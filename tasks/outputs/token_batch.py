@@ -15,6 +15,7 @@ from operator import itemgetter
 
 import numpy as np
 import pyarrow as pa
+
 from sftforge.tasks.outputs.token_checks import (
     TrainingFileError,
     check_ids_and_mask,

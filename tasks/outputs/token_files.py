@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+
 from sftforge.tasks.base.ordered_pool import cpu_count, ordered_map
 from sftforge.tasks.outputs.chat_templates import (
     ChatTemplate,

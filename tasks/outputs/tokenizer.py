@@ -19,8 +19,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sftforge.tasks.outputs.byte_decode import ByteTableDecoder, byte_table_decoder
 from tokenizers import AddedToken, Encoding, Tokenizer
+
+from sftforge.tasks.outputs.byte_decode import ByteTableDecoder, byte_table_decoder
 
 if TYPE_CHECKING:  # worker processes load tokenizers without the recipe schemas
     from sftforge.schemas.training import TokenizerConfig

@@ -17,6 +17,7 @@ from typing import IO, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from sftforge.tasks.base.atomic import temp_path, write_bytes_atomic
 
 

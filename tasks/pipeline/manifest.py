@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import platform
-from collections import Counter
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from sftforge.schemas.loading import recipe_hash
+from sftforge.schemas.recipe import Recipe
 from sftforge.tasks.base.atomic import write_bytes_atomic
-from sftforge.tasks.readers.sharegpt import dumps
+from sftforge.tasks.base.canonical import dumps
+from sftforge.tasks.base.stats import StageStats, stage_totals
+from sftforge.tasks.base.step_protocol import BatchStep
+from sftforge.tasks.pipeline.plan import Plan
 
 _PACKAGES = (
     "sftforge",
@@ -40,33 +44,38 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def _add(total: dict[str, Any], part: dict[str, Any]) -> None:
-    """Sum nested counters (the augment summary: numbers and {iteration: count})."""
-    for key, value in part.items():
-        if isinstance(value, dict):
-            _add(total.setdefault(key, {}), value)
+def stage_entries(plan: Plan, per_stage: dict[str, list[StageStats]]) -> list[dict[str, Any]]:
+    """Per stage: its shards summed, with a batch step's own summary under its key."""
+    entries = []
+    for name in plan.stages:
+        step = plan.step_of(name)
+        if isinstance(step, BatchStep):
+            combine = step.combine_summaries
+            entries.append(stage_totals(name, per_stage[name], step.summary_key, combine))
         else:
-            total[key] = total.get(key, 0) + value
+            entries.append(stage_totals(name, per_stage[name]))
+    return entries
 
 
-def stage_totals(name: str, shard_stats: list[dict[str, Any]]) -> dict[str, Any]:
-    rejected: Counter[str] = Counter()
-    for stats in shard_stats:
-        rejected.update(stats["rejected"])
-    totals = {
-        "name": name,
-        "in": sum(s["in"] for s in shard_stats),
-        "out": sum(s["out"] for s in shard_stats),
-        "rejected": dict(sorted(rejected.items())),
-        "seconds": round(sum(s["seconds"] for s in shard_stats), 3),
+def manifest_body(
+    recipe: Recipe,
+    plan: Plan,
+    per_stage: dict[str, list[StageStats]],
+    outputs: dict[str, Any],
+    workers: int,
+) -> dict[str, Any]:
+    """What a run made (the flow adds its wall time); `write_manifest` adds the versions."""
+    return {
+        "recipe": recipe.name,
+        "kind": plan.final_kind,
+        "config_hash": recipe_hash(recipe),
+        "seed": recipe.seed,
+        "output_dir": str(Path(recipe.output_dir)),
+        "shards": len(per_stage[plan.stages[0]]),
+        "workers": workers,
+        "stages": stage_entries(plan, per_stage),
+        "outputs": outputs,
     }
-    augment: dict[str, Any] = {}
-    for stats in shard_stats:
-        _add(augment, stats.get("augment", {}))
-    if augment:
-        augment["cost"] = round(augment["cost"], 6)
-        totals["augment"] = augment
-    return totals
 
 
 def check_conservation(stages: list[dict[str, Any]]) -> None:

@@ -11,25 +11,21 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
-from sftforge.tasks.base.outcome import Rejected
+
+from sftforge.schemas.steps import StepBase
+from sftforge.tasks.base.canonical import dumps
+from sftforge.tasks.base.outcome import Rejected, reject_row
 from sftforge.tasks.base.shards import table_records
-from sftforge.tasks.pipeline.read_stage import reject_row
-from sftforge.tasks.readers.sharegpt import dumps
-
-# Step -> the fields it reads, for steps that return their input record or a Rejected.
-FILTER_READS: dict[str, tuple[str, ...]] = {
-    "filter_question": ("output",),
-    "filter_model": ("model",),
-}
 
 
-def projected_columns(steps: list[str], names: list[str]) -> list[str] | None:
-    """The columns a run of steps reads, or None when one of them needs whole records."""
+def projected_columns(steps: list[StepBase], names: list[str]) -> list[str] | None:
+    """The columns a run of steps reads (each step's `reads`: the fields of a step that
+    returns its input record or a Rejected), or None when one of them needs whole records."""
     wanted: list[str] = []
     for step in steps:
-        if step not in FILTER_READS:
+        if step.reads is None:
             return None
-        wanted.extend(FILTER_READS[step])
+        wanted.extend(step.reads)
     columns = list(dict.fromkeys(wanted))
     return columns if all(c in names for c in columns) else None
 

@@ -1,35 +1,42 @@
-"""The read stage's conversion: one input item -> records of the recipe's kind, or rejects.
+"""The read stage: every source streamed, in recipe order, into shards of `shard_size` input
+records; each input item becomes records of the recipe's kind, or rejects.
 
 Sources are read in recipe order, so "first occurrence" in later steps means recipe order.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from sftforge.schemas.recipe import InstructionMapping, SourceConfig
-from sftforge.tasks.base.outcome import Rejected
+from sftforge.schemas.recipe import InstructionMapping, Recipe, SourceConfig
+from sftforge.tasks.base.atomic import write_bytes_atomic
+from sftforge.tasks.base.canonical import dumps
+from sftforge.tasks.base.memory import release_memory
+from sftforge.tasks.base.outcome import Rejected, reject_row
+from sftforge.tasks.base.shards import (
+    STATE_DIR,
+    load_marker,
+    remove_parts_from,
+    remove_stale_temporaries,
+    save_marker,
+    write_stage_shard,
+)
+from sftforge.tasks.base.stats import StageStats
+from sftforge.tasks.base.step_protocol import StepContext
+from sftforge.tasks.pipeline.plan import READ_STAGE, Plan
 from sftforge.tasks.readers.converters import code_contests, first_pair, guanaco_text
 from sftforge.tasks.readers.mapping import MappingError, explode, to_instruction
-from sftforge.tasks.readers.sharegpt import dumps, to_conversation
-from sftforge.tasks.readers.sources import RawItem
-from sftforge.tasks.steps import build_step
+from sftforge.tasks.readers.sharegpt import to_conversation
+from sftforge.tasks.readers.sources import RawItem, iter_source
 
 # The couplet set needs no mapping in a recipe: upper line -> instruction, lower -> output.
 COUPLETS = InstructionMapping(instruction="{in|nospace}", output="{out|nospace}")
 
 Outcome = tuple[dict[str, Any] | None, dict[str, Any] | None]  # (record, reject row)
-
-
-def reject_row(record: dict[str, Any], rejected: Rejected, original: str) -> dict[str, Any]:
-    return {
-        "id": record.get("id"),
-        "source": record.get("source", ""),
-        "reason": rejected.reason,
-        "detail": rejected.detail,
-        "record": original,
-    }
 
 
 class _Original:
@@ -48,7 +55,7 @@ class SourceConverter:
     def __init__(self, source: SourceConfig) -> None:
         self.source = source
         self.dataset = source.dataset_name or source.name
-        self.preprocess = [build_step(step) for step in source.preprocess]
+        self.preprocess = [step.make(StepContext()) for step in source.preprocess]
         self.mapping = source.mapping or (COUPLETS if source.format == "couplets" else None)
 
     def __call__(self, item: RawItem) -> Iterator[Outcome]:
@@ -125,3 +132,66 @@ class SourceConverter:
         }
         detail = Rejected(result.reason, f"{item.where}: {result.detail}")
         return None, reject_row(stub, detail, str(original))
+
+
+def run_read(
+    recipe: Recipe, files: dict[str, list[Path]], out: Path, plan: Plan
+) -> list[StageStats]:
+    """Stream every source in recipe order into shards of `shard_size` input records.
+
+    Returns the per-shard stats. Shards already complete for this input are not rewritten,
+    and when the whole stage is complete the input is not read again at all.
+    """
+    remove_stale_temporaries(out)
+    fp = plan.read_fingerprint
+    summary_path = out / STATE_DIR / READ_STAGE / "_stage.json"
+    try:
+        summary = json.loads(summary_path.read_text())
+        if summary.get("fingerprint") == fp:
+            return [StageStats.from_json(s) for s in summary["shards"]]
+    except (FileNotFoundError, json.JSONDecodeError):
+        pass
+
+    size = recipe.runner.shard_size
+    stats: list[StageStats] = []
+    kept: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    count, started = 0, time.perf_counter()
+
+    def flush() -> None:
+        nonlocal kept, rejects, count, started
+        shard = len(stats)
+        done = load_marker(out, READ_STAGE, shard, fp)
+        if done is None:
+            write_stage_shard(out, READ_STAGE, shard, plan.read_kind, kept, rejects)
+            reasons = (r["reason"] for r in rejects)
+            done = StageStats.of_shard(fp, count, len(kept), reasons, time.perf_counter() - started)
+            save_marker(out, READ_STAGE, shard, done)
+        stats.append(done)
+        kept, rejects, count, started = [], [], 0, time.perf_counter()
+
+    for source in recipe.sources:
+        convert = SourceConverter(source)
+        for item in iter_source(source, files.get(source.name)):
+            # An exploded row is several input records; a shard may then exceed `size`
+            # by the elements of its last row.
+            for record, reject in convert(item):
+                if record is not None:
+                    kept.append(record)
+                else:
+                    rejects.append(reject)  # type: ignore[arg-type]
+                count += 1
+            if count >= size:
+                flush()
+    if count or not stats:
+        flush()
+
+    # A smaller input than last time: parts past the new last shard are stale everywhere.
+    for stage in plan.stages:
+        remove_parts_from(out / stage, len(stats))
+        remove_parts_from(out / "rejects" / stage, len(stats))
+        remove_parts_from(out / STATE_DIR / stage, len(stats))
+    shard_list = [s.to_json() for s in stats]
+    write_bytes_atomic(summary_path, dumps({"fingerprint": fp, "shards": shard_list}).encode())
+    release_memory()  # the readers' buffers: the flow's process lives on to the end
+    return stats

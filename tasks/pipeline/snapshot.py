@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from sftforge.schemas.recipe import Recipe
 from sftforge.tasks.base.atomic import write_bytes_atomic
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from datasets import Features
 from huggingface_hub import DatasetCardData
+
 from sftforge.tasks.publish.hub import HubFolder
 from sftforge.tasks.publish.run_stats import RunStats, summary
 

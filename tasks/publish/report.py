@@ -16,6 +16,7 @@ from typing import Any
 
 import matplotlib
 from matplotlib.figure import Figure
+
 from sftforge.tasks.base.atomic import write_bytes_atomic
 from sftforge.tasks.pipeline.snapshot import read_recipe_snapshot
 from sftforge.tasks.publish.run_stats import RunStats, collect, summary

@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
+
 from sftforge.tasks.steps.augment.tokens import make_counter
 from sftforge.tasks.steps.filter_language import detect_language, prose, scope_text
 

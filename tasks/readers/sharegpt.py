@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sftforge.schemas.recipe import ShareGPTFields
@@ -82,8 +81,3 @@ def to_sharegpt(record: dict[str, Any]) -> dict[str, Any]:
     if record.get("model") is not None:
         out["model"] = record["model"]
     return out
-
-
-def dumps(value: Any) -> str:
-    """Canonical JSON text for storage: stable key order, UTF-8 kept as is."""
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)

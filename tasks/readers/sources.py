@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import ijson
+
 from sftforge.schemas.recipe import SourceConfig
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
+from typing import Any, ClassVar, Literal
 
+from pydantic import Field
+
+from sftforge.schemas.steps import CONVERSATION, register_step
 from sftforge.tasks.base.outcome import Rejected
+from sftforge.tasks.base.step_protocol import RecordFn, RecordStep, StepContext
 
 _ROLES = ("user", "assistant", "system")
 
@@ -54,3 +59,21 @@ def check_structure(
     if max_chars is not None and chars > max_chars:
         return Rejected("too_long", f"{chars} characters > {max_chars}")
     return {**record, "messages": system + kept}
+
+
+@register_step
+class CheckStructureStep(RecordStep):
+    kinds: ClassVar[tuple[str, ...]] = CONVERSATION
+    step: Literal["check_structure"]
+    min_messages: int = Field(default=2, ge=1)
+    min_chars: int = Field(default=16, ge=0)
+    # Reject conversations longer than this many characters in all (None: no limit).
+    max_chars: int | None = Field(default=None, ge=1)
+
+    def make(self, context: StepContext) -> RecordFn:
+        return partial(
+            check_structure,
+            min_messages=self.min_messages,
+            min_chars=self.min_chars,
+            max_chars=self.max_chars,
+        )

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field
+
+from sftforge.schemas.steps import register_step
 from sftforge.tasks.base.outcome import Rejected
+from sftforge.tasks.base.step_protocol import RecordFn, RecordStep, StepContext
 
 
 def make_blocked_words_filter(words: list[str]) -> Callable[[dict[str, Any]], Any]:
@@ -24,3 +28,12 @@ def make_blocked_words_filter(words: list[str]) -> Callable[[dict[str, Any]], An
         return record
 
     return filter_blocked_words
+
+
+@register_step
+class FilterBlockedWordsStep(RecordStep):
+    step: Literal["filter_blocked_words"]
+    words: list[str] = Field(min_length=1)
+
+    def make(self, context: StepContext) -> RecordFn:
+        return make_blocked_words_filter(self.words)

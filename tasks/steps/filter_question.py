@@ -7,9 +7,11 @@ as intended: such pairs are rejected.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Literal
 
+from sftforge.schemas.steps import INSTRUCTION, register_step
 from sftforge.tasks.base.outcome import Rejected
+from sftforge.tasks.base.step_protocol import RecordFn, RecordStep, StepContext
 
 
 def filter_question(record: dict[str, Any]) -> dict[str, Any] | Rejected:
@@ -17,3 +19,15 @@ def filter_question(record: dict[str, Any]) -> dict[str, Any] | Rejected:
     if answer.endswith("?"):
         return Rejected("answer_is_question", answer[-80:])
     return record
+
+
+@register_step
+class FilterQuestionStep(RecordStep):
+    """SelFee's intent: drop pairs whose answer is itself a question (ends with "?")."""
+
+    kinds: ClassVar[tuple[str, ...]] = INSTRUCTION
+    reads: ClassVar[tuple[str, ...] | None] = ("output",)
+    step: Literal["filter_question"]
+
+    def make(self, context: StepContext) -> RecordFn:
+        return filter_question

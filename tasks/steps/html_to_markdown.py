@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Any
+from functools import partial
+from typing import Any, ClassVar, Literal
 
 from bs4 import BeautifulSoup, NavigableString, Tag
 from markdownify import ATX, MarkdownConverter
+
+from sftforge.schemas.steps import CONVERSATION, register_step
 from sftforge.tasks.base.outcome import Rejected
+from sftforge.tasks.base.step_protocol import RecordFn, RecordStep, StepContext
 
 _PRE = re.compile(r"<pre\b[^>]*>(.*?)</pre\s*>", re.S | re.I)
 _CODE = re.compile(r"<code\b([^>]*)>(.*?)</code\s*>", re.S | re.I)
@@ -241,3 +245,15 @@ def convert_messages(record: dict[str, Any], roles: list[str]) -> dict[str, Any]
             content = content.strip()
         messages.append({"role": message["role"], "content": content})
     return {**record, "messages": messages}
+
+
+@register_step
+class HtmlToMarkdownStep(RecordStep):
+    kinds: ClassVar[tuple[str, ...]] = CONVERSATION
+    converts_text: ClassVar[bool] = True
+    step: Literal["html_to_markdown"]
+    # Only these roles hold ChatGPT's rendered HTML; human turns are plain text.
+    roles: list[Literal["user", "assistant", "system"]] = ["assistant"]
+
+    def make(self, context: StepContext) -> RecordFn:
+        return partial(convert_messages, roles=list(self.roles))

@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from sftforge.schemas.augment import AugmentStep
 from sftforge.tasks.steps.augment import AugmentInterrupted, augment_records
+from sftforge.tasks.steps.augment.step import AugmentStep
 
 
 def main(records_path: str, config_path: str, journal_path: str, out_path: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sftforge.schemas.augment import AugmentStep
+from sftforge.tasks.steps.augment.step import AugmentStep
 
 SELFEE_FILE = (
     Path(__file__).resolve().parents[2] / "../shared/data/selfee_conala_feedback.jsonl"

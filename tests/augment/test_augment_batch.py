@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from augment_support import fast_config, make_records
 from llmock.routers import batch as llmock_batch
+
 from sftforge.tasks.steps.augment import augment_records
 from sftforge.tasks.steps.augment.journal import Journal
 

@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from augment_support import fast_config, make_records
+
 from sftforge.tasks.steps.augment import augment_records
 from sftforge.tasks.steps.augment.journal import Journal
 
@@ -70,6 +71,7 @@ def test_progress_renders_live(start_server, api_env, tmp_path: Path) -> None:
     import io
 
     from rich.console import Console
+
     from sftforge.tasks.steps.augment.display import LiveProgress, render
 
     server = start_server()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from augment_support import fast_config
 from llmock.verdict import judge
+
 from sftforge.tasks.steps.augment import augment_records
 from sftforge.tasks.steps.augment.tokens import TRUNCATION_MARK, count_messages, make_counter
 

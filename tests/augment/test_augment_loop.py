@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from augment_support import fast_config
 from llmock.scenarios import Fail, Reply
+
 from sftforge.tasks.steps.augment import augment_records
 from sftforge.tasks.steps.augment.postprocess import clean_answer, clean_feedback, clean_revision
 

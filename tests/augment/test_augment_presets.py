@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from augment_support import fast_config
+
 from sftforge.tasks.steps.augment.presets import (
     SELFEE_STOP_PHRASES,
     answer_messages,

@@ -8,6 +8,7 @@ import openai
 from augment_support import fast_config, make_records
 from llmock.scenarios import Delay, Fail
 from llmock.verdict import judge
+
 from sftforge.tasks.steps.augment import augment_records
 
 TPM = 120_000

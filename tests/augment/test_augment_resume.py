@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from augment_support import SECRET_KEY, fast_config, make_records
+
 from sftforge.tasks.steps.augment import augment_records
 from sftforge.tasks.steps.augment.journal import canonical_json
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from augment_support import SECRET_KEY, fast_config, make_records
 from llmock.scenarios import Fail
+
 from sftforge.tasks.steps.augment import augment_records
 
 

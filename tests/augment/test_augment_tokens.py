@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sftforge.tasks.steps.augment.tokens import (
     TRUNCATION_MARK,
     Counter,

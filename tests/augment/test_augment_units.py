@@ -14,12 +14,14 @@ import openai
 import pytest
 from augment_support import fast_config
 from pydantic import ValidationError
-from sftforge.schemas.augment import AugmentStep, Price
+
 from sftforge.tasks.steps.augment.budget import BudgetExhausted, Ledger, cost_of
 from sftforge.tasks.steps.augment.client import Redactor
 from sftforge.tasks.steps.augment.journal import Journal, call_key
+from sftforge.tasks.steps.augment.options import Price
 from sftforge.tasks.steps.augment.rate_limit import RateLimiter
 from sftforge.tasks.steps.augment.retry import backoff_seconds, classify, retry_after_seconds
+from sftforge.tasks.steps.augment.step import AugmentStep
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -256,6 +258,7 @@ def test_fast_config_is_valid() -> None:
 
 def test_key_from_a_prefect_secret_block_only_when_named(monkeypatch) -> None:
     from prefect.blocks.system import Secret
+
     from sftforge.tasks.steps.augment.client import MissingCredentials, credentials
 
     loaded: list[str] = []

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from ops_support import SFTFORGE, base_env, make_partitions, manifest, partition_files
+
 from sftforge.flows.backfill_flow import backfill_flow_for
 from sftforge.flows.cli import main
 from sftforge.schemas.loading import ConfigError

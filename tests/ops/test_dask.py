@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from ops_support import partition_files
+
 from sftforge.flows.cli import main
 from sftforge.tasks.base.workers import task_runner_for, worker_count
-
 from tests.conftest import REPO
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
+
 from sftforge.flows.cli import main
 
 TOKEN = "hf_sftforgeTestToken_" + uuid.uuid4().hex  # a value that appears nowhere else

@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-import sftforge.flows.progress as progress
 from ops_support import SFTFORGE, base_env
 from rich.console import Console
-from sftforge.flows.progress import InputPosition, MarkerCount, StageProgress, read_watch
 
+import sftforge.flows.progress as progress
+from sftforge.flows.progress import InputPosition, MarkerCount, StageProgress, read_watch
 from tests.conftest import REPO
 
 

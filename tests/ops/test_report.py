@@ -8,6 +8,7 @@ import re
 
 import pytest
 from ops_support import chromium_path
+
 from sftforge.flows.cli import main
 from sftforge.flows.recipe_flow import artifact_key
 

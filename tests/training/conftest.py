@@ -8,9 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from training_support import EOT, SELFEE_DATA, TOKENIZER_DIR
+
 from sftforge.schemas.training import TokenizerConfig
 from sftforge.tasks.outputs.tokenizer import LoadedTokenizer, load_tokenizer
-from training_support import EOT, SELFEE_DATA, TOKENIZER_DIR
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,10 @@ import random
 
 import pyarrow.parquet as pq
 import pytest
+from training_support import conv, records_fn
+
 from sftforge.schemas.training import CalibrationOutput
 from sftforge.tasks.outputs.calibration import CalibrationError, draw_starts, write_calibration
-from training_support import conv, records_fn
 
 
 def _gptq_starts(n_tokens: int, nsamples: int, seqlen: int, seed: int) -> list[int]:

@@ -7,6 +7,8 @@ looked up in tokenizer.json's vocabulary: the encoder under test never computes 
 from __future__ import annotations
 
 import pytest
+from training_support import EOT
+
 from sftforge.schemas.training import ChatTemplateConfig
 from sftforge.tasks.outputs.chat_templates import (
     BUILTIN_TEMPLATES,
@@ -14,7 +16,6 @@ from sftforge.tasks.outputs.chat_templates import (
     resolve_template,
 )
 from sftforge.tasks.outputs.long_conversations import truncate
-from training_support import EOT
 
 HELLO = ["H", "el", "lo"]  # "Hello"
 HI_THERE = ["H", "i", "Ġthe", "re", "."]  # "Hi there."

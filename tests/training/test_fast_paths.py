@@ -10,6 +10,9 @@ import random
 
 import numpy as np
 import pytest
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from training_support import EOT, conv, digest, every_third_eval, records_fn
+
 from sftforge.schemas.training import OpenChatTokensOutput
 from sftforge.tasks.base.ordered_pool import ordered_map
 from sftforge.tasks.outputs.byte_decode import byte_table_decoder
@@ -17,8 +20,6 @@ from sftforge.tasks.outputs.token_batch import TokenBatch, TokenJson, check_batc
 from sftforge.tasks.outputs.token_checks import TrainingFileError, supervised_runs
 from sftforge.tasks.outputs.token_files import write_openchat_tokens
 from sftforge.tasks.outputs.training_io import dumps
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from training_support import EOT, conv, digest, every_third_eval, records_fn
 
 
 def test_table_decoder_equals_the_tokenizers_decoder(tok) -> None:
@@ -220,9 +221,10 @@ def test_worker_processes_write_the_same_bytes_as_one_process(tmp_path, tok_conf
 
 
 def test_instruction_tokens_on_worker_processes_write_the_same_bytes(tmp_path, tok) -> None:
+    from training_support import instruction
+
     from sftforge.schemas.training import InstructionTokensOutput
     from sftforge.tasks.outputs.instruction_tokens import write_instruction_tokens
-    from training_support import instruction
 
     rng = random.Random(12)
     words = ["Add", "two", "numbers", "```py\nx = 1\n```", "你好", "</s>", "\n", "?"]

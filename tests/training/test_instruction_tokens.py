@@ -6,6 +6,8 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
+from training_support import all_train, conv, every_third_eval, instruction, records_fn
+
 from sftforge.schemas.training import InstructionTokensOutput
 from sftforge.tasks.outputs.instruction_tokens import IGNORE_INDEX, write_instruction_tokens
 from sftforge.tasks.outputs.prompt_templates import (
@@ -14,7 +16,6 @@ from sftforge.tasks.outputs.prompt_templates import (
     alpaca_prompt,
     selfee_target,
 )
-from training_support import all_train, conv, every_third_eval, instruction, records_fn
 
 PREAMBLE = [  # "Below is an instruction that describes a task. Write … the request.\n\n"
     "Below", "Ġis", "Ġan", "Ġinstruction", "Ġthat", "Ġdescribes", "Ġa", "Ġtask", ".",

@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from training_support import all_train, conv, instruction, records_fn
+
 from sftforge.schemas.training import InstructionTokensOutput, OpenChatTokensOutput, TokenizerConfig
 from sftforge.tasks.outputs.instruction_tokens import IGNORE_INDEX, write_instruction_tokens
 from sftforge.tasks.outputs.token_files import write_openchat_tokens
 from sftforge.tasks.outputs.tokenizer import load_tokenizer
-from training_support import all_train, conv, instruction, records_fn
 
 TEXTS = [
     "Hello there, how are you today?",

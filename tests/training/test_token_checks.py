@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sftforge.tasks.outputs.token_checks import (
     TrainingFileError,
     check_ids_and_mask,

@@ -7,11 +7,6 @@ import random
 
 import pyarrow.parquet as pq
 import pytest
-import sftforge.tasks.outputs.token_files as token_files
-from sftforge.schemas.training import OpenChatTokensOutput
-from sftforge.tasks.outputs.long_conversations import Piece
-from sftforge.tasks.outputs.token_checks import TrainingFileError
-from sftforge.tasks.outputs.token_files import write_openchat_tokens
 from tokenizers import AddedToken
 from training_support import (
     EOT,
@@ -23,6 +18,12 @@ from training_support import (
     instruction,
     records_fn,
 )
+
+import sftforge.tasks.outputs.token_files as token_files
+from sftforge.schemas.training import OpenChatTokensOutput
+from sftforge.tasks.outputs.long_conversations import Piece
+from sftforge.tasks.outputs.token_checks import TrainingFileError
+from sftforge.tasks.outputs.token_files import write_openchat_tokens
 
 
 def _config(tok_config, **options) -> OpenChatTokensOutput:
@@ -203,8 +204,9 @@ def test_generated_demo_conversations_pass_every_check(tmp_path, tok_config) -> 
     """The demo generator's conversations (Markdown answers with code, tables, math)."""
     import importlib.util
 
-    from sftforge.tasks.steps.html_to_markdown import html_to_markdown
     from training_support import REPO
+
+    from sftforge.tasks.steps.html_to_markdown import html_to_markdown
 
     spec = importlib.util.spec_from_file_location(
         "sample", REPO / "data" / "make_sharegpt_sample.py"

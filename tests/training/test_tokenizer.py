@@ -7,9 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from training_support import EOT, REPO, TOKENIZER_DIR
+
 from sftforge.schemas.training import TokenizerConfig
 from sftforge.tasks.outputs.tokenizer import TokenizerError, load_tokenizer, resolve_bos
-from training_support import EOT, REPO, TOKENIZER_DIR
 
 
 def test_shipped_tokenizer_loads_with_the_real_loading_code() -> None:

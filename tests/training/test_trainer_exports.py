@@ -7,6 +7,8 @@ import json
 
 import pytest
 import yaml
+from training_support import all_train, conv, every_third_eval, instruction, records_fn
+
 from sftforge.schemas.training import AxolotlOutput, LlamaFactoryOutput, TrlOutput
 from sftforge.tasks.outputs.prompt_templates import record_messages
 from sftforge.tasks.outputs.trainer_exports import (
@@ -15,7 +17,6 @@ from sftforge.tasks.outputs.trainer_exports import (
     update_dataset_info,
     write_export,
 )
-from training_support import all_train, conv, every_third_eval, instruction, records_fn
 
 CONVERSATIONS = [
     conv(("user", "Hello"), ("assistant", "Hi there."), id="c0"),

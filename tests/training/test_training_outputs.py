@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from training_support import TOKENIZER_DIR, conv, instruction, records_fn
+
 from sftforge.schemas.recipe import AnyOutput, SplitConfig
 from sftforge.schemas.training import (
     TRAINING_FORMATS,
@@ -22,7 +24,6 @@ from sftforge.schemas.training import (
 from sftforge.tasks.outputs.formats import Splitter
 from sftforge.tasks.outputs.prompt_templates import INSTRUCTION_TEMPLATES, TEMPLATE_KINDS
 from sftforge.tasks.outputs.training_outputs import check_kind, write_training_output
-from training_support import TOKENIZER_DIR, conv, instruction, records_fn
 
 
 class _Outputs(BaseModel):

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["AugmentInterrupted", "augment_records"]
+# The step itself (its options register here); the loop's modules load when it runs.
+from sftforge.tasks.steps.augment.step import AugmentStep
+
+__all__ = ["AugmentInterrupted", "AugmentStep", "augment_records"]
+_LAZY = ("AugmentInterrupted", "augment_records")
 
 
 def __getattr__(name: str) -> Any:
     # Lazy, so that importing a light module (journal, presets) does not load the HTTP client.
-    if name in __all__:
+    if name in _LAZY:
         from sftforge.tasks.steps.augment import runner
 
         return getattr(runner, name)

@@ -24,10 +24,11 @@ from typing import Any
 
 import openai
 import xxhash
-from sftforge.schemas.augment import AugmentStep
+
 from sftforge.tasks.steps.augment.budget import BudgetExhausted, Ledger
 from sftforge.tasks.steps.augment.client import Redactor
 from sftforge.tasks.steps.augment.journal import Journal
+from sftforge.tasks.steps.augment.options import AugmentOptions
 from sftforge.tasks.steps.augment.processor import (
     CallFailed,
     CallResult,
@@ -51,7 +52,7 @@ class BatchProcessor:
         client: openai.AsyncOpenAI,
         journal: Journal,
         ledger: Ledger,
-        config: AugmentStep,
+        config: AugmentOptions,
         redact: Redactor,
     ) -> None:
         self.client = client

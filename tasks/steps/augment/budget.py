@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sftforge.schemas.augment import Price
+from sftforge.tasks.steps.augment.options import Price
 
 
 class BudgetExhausted(Exception):

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import xxhash
-from sftforge.schemas.augment import AugmentStep
+
 from sftforge.tasks.steps.augment.journal import call_key, canonical_json
+from sftforge.tasks.steps.augment.options import AugmentOptions
 from sftforge.tasks.steps.augment.postprocess import clean_answer, clean_feedback, clean_revision
 from sftforge.tasks.steps.augment.presets import (
     Message,
@@ -101,7 +102,7 @@ class ServerContext:
 @dataclass(frozen=True)
 class LoopSettings:
     preset: Preset
-    config: AugmentStep
+    config: AugmentOptions
     counter: Counter
     server: ServerContext = field(default_factory=ServerContext)
 

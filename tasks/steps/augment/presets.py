@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sftforge.schemas.augment import AugmentStep
+from sftforge.tasks.steps.augment.options import AugmentOptions
 
 Message = dict[str, str]
 
@@ -87,7 +87,7 @@ SELFEE_TEACHER = Preset(
 PRESETS: dict[str, Preset] = {"selfee": SELFEE, "selfee_teacher": SELFEE_TEACHER}
 
 
-def resolve_preset(config: AugmentStep) -> Preset:
+def resolve_preset(config: AugmentOptions) -> Preset:
     """The preset with the step's overrides applied."""
     base = PRESETS[config.preset]
     prompts = config.prompts

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import openai
+
 from sftforge.tasks.steps.augment.budget import BudgetExhausted, Ledger
 from sftforge.tasks.steps.augment.client import Redactor
 from sftforge.tasks.steps.augment.journal import Journal

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sftforge.schemas.augment import AugmentStep, Price
 from sftforge.tasks.steps.augment.batch import BatchProcessor
 from sftforge.tasks.steps.augment.budget import Ledger
 from sftforge.tasks.steps.augment.client import Redactor, credentials, make_client
@@ -25,6 +24,7 @@ from sftforge.tasks.steps.augment.loop import (
     augment_record,
     record_key,
 )
+from sftforge.tasks.steps.augment.options import AugmentOptions, Price
 from sftforge.tasks.steps.augment.presets import resolve_preset
 from sftforge.tasks.steps.augment.processor import Processor
 from sftforge.tasks.steps.augment.rate_limit import RateLimiter
@@ -49,7 +49,7 @@ class AugmentInterrupted(KeyboardInterrupt):
 
 def augment_records(
     records: list[dict],
-    config: AugmentStep,
+    config: AugmentOptions,
     journal_path: Path,
     on_progress: ProgressFn | None = None,
 ) -> list[dict]:
@@ -65,7 +65,7 @@ def augment_records(
 
 
 def _run(
-    records: list[dict], config: AugmentStep, journal_path: Path, on_progress: ProgressFn | None
+    records: list[dict], config: AugmentOptions, journal_path: Path, on_progress: ProgressFn | None
 ) -> list[dict]:
     # Resolved outside any event loop: a Prefect Secret block loads synchronously here.
     api_key, base_url = credentials(config)
@@ -74,7 +74,7 @@ def _run(
 
 async def _augment(
     records: list[dict],
-    config: AugmentStep,
+    config: AugmentOptions,
     journal_path: Path,
     on_progress: ProgressFn | None,
     api_key: str,

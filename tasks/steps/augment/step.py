@@ -1,28 +1,64 @@
-"""The augment step as the engine runs it: a shard at a time, one journal per stage.
+"""The augment step: SelFee's answer -> feedback -> revision loop as a batch step.
 
-The loop itself is tasks/augment (request processor, rate limiter, journal, presets).
+It runs shard after shard in the flow's process (one rate limiter and one journal for all
+shards); the loop itself is the rest of this package (request processor, rate limiter,
+journal, presets). Its numbers (iterations, truncation, failures, tokens, cost) reach the
+manifest through `summarize` / `combine_summaries`, its live status through the context.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from collections import Counter
+from typing import Any, ClassVar
 
-from sftforge.schemas.steps import AugmentStep
+from sftforge.schemas.steps import INSTRUCTION, register_step
+from sftforge.tasks.base.step_protocol import BatchRunner, BatchStep, Record, StepContext
+from sftforge.tasks.steps.augment.options import AugmentOptions
 
-# Where the augment step's progress snapshots go; the flow points it at its progress display
-# (the step runs in the flow's process: one rate limiter and one journal for all shards).
-progress_sink: Callable[[dict[str, Any]], None] | None = None
+_COUNTS = ("failed", "iteration_truncated", "context_truncated")
+_TOKENS = ("prompt_tokens", "completion_tokens")
 
 
-class AugmentShards:
+@register_step
+class AugmentStep(BatchStep, AugmentOptions):  # this order keeps `step`, `name` first
+    """SelFee's answer -> feedback -> revision loop (options: options.py)."""
+
+    kinds: ClassVar[tuple[str, ...]] = INSTRUCTION
+    summary_key: ClassVar[str | None] = "augment"
+    # Only records of these datasets are augmented (SelFee: the `selfee` preset for Alpaca and
+    # ShareGPT, `selfee_teacher` for FLAN, math and code); the others pass through unchanged.
+    datasets: list[str] | None = None
+    # Demo: with no OPENAI_BASE_URL set, start a local llmock server and use it.
+    local_server: bool = False
+
+    def output_kind(self, input_kind: str) -> str:
+        return "augmented"
+
+    def make_batch(self, context: StepContext) -> AugmentShards:
+        return AugmentShards(self, context)
+
+    @classmethod
+    def combine_summaries(cls, parts: list[dict[str, Any]]) -> dict[str, Any]:
+        total: dict[str, Any] = {key: 0 for key in (*_COUNTS, *_TOKENS)}
+        total["cost"] = 0.0
+        iterations: Counter[str] = Counter()
+        for part in parts:
+            for key in (*_COUNTS, *_TOKENS, "cost"):
+                total[key] += part[key]
+            iterations.update(part["iterations"])
+        total["cost"] = round(total["cost"], 6)
+        total["iterations"] = dict(sorted(iterations.items(), key=lambda kv: int(kv[0])))
+        return total
+
+
+class AugmentShards(BatchRunner):
     """`apply_batch(records)` -> the same records, augmented (status done or failed)."""
 
-    def __init__(self, config: AugmentStep, workdir: Path) -> None:
+    def __init__(self, config: AugmentStep, context: StepContext) -> None:
         self.config = config
-        self.journal = workdir / "journal.sqlite"
+        self.journal = context.work_dir / "journal.sqlite"
+        self.report = context.report
         self._server: Any = None
 
     def _effective_config(self) -> AugmentStep:
@@ -36,21 +72,50 @@ class AugmentShards:
             self._server.start()
         return self.config.model_copy(update={"base_url": self._server.base_url("openai")})
 
-    def apply_batch(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _chosen(self, records: list[Record]) -> list[int]:
+        wanted = self.config.datasets
+        return [i for i, r in enumerate(records) if wanted is None or r.get("dataset") in wanted]
+
+    def apply_batch(self, records: list[Record]) -> tuple[list[Record], bool]:
+        from sftforge.tasks.steps.augment.display import status_line
         from sftforge.tasks.steps.augment.runner import augment_records
 
-        wanted = self.config.datasets
-        chosen = [i for i, r in enumerate(records) if wanted is None or r.get("dataset") in wanted]
+        chosen = self._chosen(records)
         if not chosen:
-            return records
+            return records, True
         self.journal.parent.mkdir(parents=True, exist_ok=True)
+        report = self.report
+        on_progress = None if report is None else (lambda snap: report(status_line(snap)))
         done = augment_records(
-            [records[i] for i in chosen], self._effective_config(), self.journal, progress_sink
+            [records[i] for i in chosen], self._effective_config(), self.journal, on_progress
         )
         out = list(records)
         for i, record in zip(chosen, done, strict=True):
             out[i] = record
-        return out
+        # Written (nothing is dropped) but not complete when a record failed: the next run
+        # retries the failed records, and the journal answers the calls that had succeeded.
+        return out, not any(record["status"] == "failed" for record in done)
+
+    def summarize(self, records: list[Record]) -> dict[str, Any]:
+        """Per shard: iterations, truncation, failures, tokens and cost."""
+        iterations: Counter[str] = Counter()
+        summary: dict[str, Any] = {key: 0 for key in (*_COUNTS, *_TOKENS)}
+        summary["cost"] = 0.0
+        for i in self._chosen(records):
+            record = records[i]
+            if record.get("status") is None:
+                continue
+            iterations[str(record.get("iteration") or 0)] += 1
+            summary["failed"] += record["status"] == "failed"
+            summary["iteration_truncated"] += bool(record.get("iteration_truncated"))
+            summary["context_truncated"] += bool(record.get("truncated"))
+            usage = record.get("usage") or {}
+            for key in _TOKENS:
+                summary[key] += int(usage.get(key) or 0)
+            summary["cost"] += float(usage.get("cost") or 0.0)
+        summary["cost"] = round(summary["cost"], 6)
+        summary["iterations"] = dict(sorted(iterations.items(), key=lambda kv: int(kv[0])))
+        return summary
 
     def close(self) -> None:
         if self._server is not None:

@@ -9,7 +9,8 @@ OpenAI-compatible API.
 Every field has SelFee's value as its default; prompts come from the preset and any of them
 can be replaced under `prompts:`.
 
-This module imports nothing from `schemas.steps`, so that `schemas.steps` can import it.
+The registered step (`step.py`) adds what the pipeline needs: its name, the datasets it
+augments, the offline demo's local server.
 """
 
 from __future__ import annotations
@@ -102,7 +103,9 @@ class MaxTokens(_Strict):
     revision: int = Field(default=512, ge=1)
 
 
-class AugmentStep(_Strict):
+class AugmentOptions(_Strict):
+    """The loop's options (what tasks/steps/augment/* read)."""
+
     step: Literal["augment"]
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]+$")
 
@@ -188,7 +191,7 @@ class AugmentStep(_Strict):
         return phrases
 
     @model_validator(mode="after")
-    def _priced_when_budgeted(self) -> AugmentStep:
+    def _priced_when_budgeted(self) -> AugmentOptions:
         if self.max_cost is not None and self.model not in self.prices:
             raise ValueError(f"max_cost is set but `prices` has no entry for {self.model!r}")
         window = self.window
@@ -196,10 +199,6 @@ class AugmentStep(_Strict):
         if biggest + self.context_margin >= window:
             raise ValueError(f"max_tokens {biggest} leaves no room in a {window}-token context")
         return self
-
-    @property
-    def stage(self) -> str:
-        return self.name or self.step
 
     @property
     def window(self) -> int:

@@ -1,0 +1,84 @@
+"""Records in and out of a stage, for one shard (its completion marker) or a whole stage."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class StageStats:
+    fingerprint: str
+    n_in: int
+    n_out: int
+    rejected: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    # A batch step's own numbers for this shard (augment: calls, tokens, cost).
+    summary: dict[str, Any] | None = None
+
+    @classmethod
+    def of_shard(
+        cls,
+        fingerprint: str,
+        n_in: int,
+        n_out: int,
+        reasons: Iterable[str],
+        seconds: float,
+        summary: dict[str, Any] | None = None,
+    ) -> StageStats:
+        counts = Counter(reasons)
+        return cls(
+            fingerprint, n_in, n_out, dict(sorted(counts.items())), round(seconds, 4), summary
+        )
+
+    @property
+    def n_rejected(self) -> int:
+        return sum(self.rejected.values())
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "fingerprint": self.fingerprint,
+            "in": self.n_in,
+            "out": self.n_out,
+            "rejected": self.rejected,
+            "seconds": self.seconds,
+        }
+        if self.summary is not None:
+            body["summary"] = self.summary
+        return body
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> StageStats:
+        return cls(
+            body["fingerprint"],
+            body["in"],
+            body["out"],
+            body["rejected"],
+            body["seconds"],
+            body.get("summary"),
+        )
+
+
+def stage_totals(
+    name: str,
+    shards: list[StageStats],
+    summary_key: str | None = None,
+    combine: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A stage's manifest entry: its shards summed, and the step's summary combined."""
+    rejected: Counter[str] = Counter()
+    for stats in shards:
+        rejected.update(stats.rejected)
+    totals: dict[str, Any] = {
+        "name": name,
+        "in": sum(s.n_in for s in shards),
+        "out": sum(s.n_out for s in shards),
+        "rejected": dict(sorted(rejected.items())),
+        "seconds": round(sum(s.seconds for s in shards), 3),
+    }
+    parts = [s.summary for s in shards if s.summary is not None]
+    if parts and summary_key and combine is not None:
+        totals[summary_key] = combine(parts)
+    return totals

@@ -1,0 +1,116 @@
+"""The three ways a step runs, as explicit bases: the engine dispatches on which one a step is.
+
+- `RecordStep`: record -> record or `Rejected`, shard by shard in parallel (like datatrove's
+  `filter(doc)`); a step that raises on a record rejects that record as `step_error`.
+- `FilterPassStep`: keeps or rejects rows unchanged, deciding from every shard in input order
+  (exact dedup, per-group caps): scan shards in parallel, decide in order, apply in parallel.
+- `BatchStep`: sees the whole input once, shard after shard in one process, with a context
+  (augment: one rate limiter and one journal for all shards).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pyarrow as pa
+
+from sftforge.schemas.steps import StepBase
+from sftforge.tasks.base.outcome import Rejected
+
+Record = dict[str, Any]
+RecordFn = Callable[[Record], "Record | Rejected"]
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What the engine gives a step when it builds it."""
+
+    seed: int = 0
+    # The step's own folder for state that outlives a run (augment's journal):
+    # OUT/.sftforge/<step type>/<stage>.
+    work_dir: Path = Path(".sftforge")
+    # Shows one line beside the stage's progress bar (rates, cost); each flow run passes its
+    # own display, so parallel flows in one process never share it.
+    report: Callable[[str], None] | None = None
+
+
+class RecordStep(StepBase, ABC):
+    """Options of a step that handles each record on its own."""
+
+    @abstractmethod
+    def make(self, context: StepContext) -> RecordFn:
+        """The function applied to every record (fresh per shard)."""
+
+
+class FilterPass(ABC):
+    """One filter pass's decision, split so that only `decide` runs in the flow's process.
+
+    Workers get a pickled copy to `scan` and `judge` with; what `decide` accumulates must stay
+    out of that copy (`__getstate__`), or every call would carry it.
+    """
+
+    columns: list[str]  # what `scan` reads of a shard
+
+    @abstractmethod
+    def scan(self, table: pa.Table) -> Any:
+        """In a worker: the few values per row the decision needs."""
+
+    @abstractmethod
+    def decide(self, shard: int, scan: Any, alive: list[int]) -> dict[int, Any] | None:
+        """In input order: rejections among `alive` (rows of the segment's input) by position
+        in `alive`, or None when this pass can only decide once every shard is in."""
+
+    @abstractmethod
+    def finish(self, verdicts: list[Any], ids_of: Callable[[int], list[str]]) -> list[Any]:
+        """After the last shard: each shard's final verdict, as `judge` takes it."""
+
+    @abstractmethod
+    def judge(self, table: pa.Table, verdict: Any) -> dict[int, Rejected]:
+        """In a worker: the stage's rejections among the rows of its input table."""
+
+
+class FilterPassStep(StepBase, ABC):
+    """Options of a step that keeps or rejects rows, deciding over every shard in order."""
+
+    # It decides each shard as its scan arrives (a dedup), so later filters may join its pass;
+    # False: it needs every shard before it can decide (a sample), which ends a pass.
+    decides_per_shard: ClassVar[bool] = False
+
+    @abstractmethod
+    def make_pass(self, context: StepContext, kind: str) -> FilterPass:
+        """A fresh decision over records of `kind`."""
+
+
+class BatchRunner(ABC):
+    """A batch step at work: shard after shard in input order, in one process."""
+
+    @abstractmethod
+    def apply_batch(self, records: list[Record]) -> tuple[list[Record], bool]:
+        """The shard's records, and whether the shard is complete (False: rerun it next time,
+        e.g. records whose API calls failed; nothing is dropped either way)."""
+
+    def summarize(self, records: list[Record]) -> dict[str, Any] | None:
+        """The step's own numbers for one shard (kept in its marker and the manifest)."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 (an optional hook: most runners hold nothing)
+        """Release what the runner holds (servers, connections)."""
+
+
+class BatchStep(StepBase, ABC):
+    """Options of a step that sees the whole input once, with a context."""
+
+    # The manifest key of the step's summary (`summarize`, totals by `combine_summaries`).
+    summary_key: ClassVar[str | None] = None
+
+    @abstractmethod
+    def make_batch(self, context: StepContext) -> BatchRunner: ...
+
+    @classmethod
+    def combine_summaries(cls, parts: list[dict[str, Any]]) -> dict[str, Any]:
+        """The stage's summary from its shards' (the manifest's figure)."""
+        return {}
