@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
 
+from sftforge.schemas.steps import step_class
 from sftforge.tasks.steps.augment.tokens import make_counter
 from sftforge.tasks.steps.filter_language import detect_language, prose, scope_text
 
@@ -27,8 +28,6 @@ DEFAULT_CAP = 20_000
 # The count the card and report quote: the tokens of gpt-3.5-turbo's encoding when it is
 # on disk (offline machines have no tiktoken file), else the project's estimate of them.
 TOKEN_MODEL = "gpt-3.5-turbo"
-# Steps that change a record's form without filtering anything out.
-CONVERSION_STEPS = frozenset({"html_to_markdown"})
 
 
 @dataclass
@@ -205,7 +204,8 @@ def before_stage(manifest: dict[str, Any], recipe: dict[str, Any] | None) -> dic
     chosen = manifest["stages"][0]
     for step in (recipe or {}).get("steps") or []:
         name = step.get("name") or step.get("step")
-        if step.get("step") not in CONVERSION_STEPS or name not in stages:
+        step_type = step_class(step.get("step", ""))
+        if step_type is None or not step_type.converts_text or name not in stages:
             break
         chosen = stages[name]
     return chosen
