@@ -19,16 +19,17 @@ from prefect.cache_policies import NONE
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from sftforge.flows.recipe_flow import flow_for
-from sftforge.schemas.loading import load_recipe
+from sftforge.flows.recipe_flow import run_request
 from sftforge.tasks.base.workers import worker_count, worker_pool
 from sftforge.tasks.pipeline.partitions import (
+    PartitionPlan,
     PartitionRun,
     completed_manifest,
     counts,
     forget,
     plan_partitions,
 )
+from sftforge.tasks.pipeline.request import RunRequest
 
 
 class PartitionFailed(RuntimeError):
@@ -43,29 +44,17 @@ def _attempt() -> int:
     return int(task_run.run_count or 1)
 
 
-def _run_here(recipe_path: str, run: PartitionRun) -> dict[str, Any]:
-    recipe = load_recipe(recipe_path, sets=list(run.sets), inputs=run.inputs, out=run.out)
-    workers = worker_count(recipe.runner.workers)
-    return flow_for(workers, recipe.runner)(
-        recipe_path=recipe_path,
-        inputs=run.inputs,
-        out=run.out,
-        sets=list(run.sets),
-        quiet=True,
-    )
+def _run_here(run: PartitionRun) -> dict[str, Any]:
+    # The partition's recipe as planned (its hash was taken from it): not read again.
+    return run_request(run.request, loaded=run.request.load(run.recipe))
 
 
-def _run_deployment(recipe_path: str, run: PartitionRun, deployment: str) -> dict[str, Any]:
+def _run_deployment(run: PartitionRun, deployment: str) -> dict[str, Any]:
     from prefect.deployments import run_deployment
 
     flow_run = run_deployment(
         deployment,
-        parameters={
-            "recipe_path": recipe_path,
-            "inputs": run.inputs,
-            "out": run.out,
-            "sets": list(run.sets),
-        },
+        parameters=run.request.parameters(),
         timeout=None,  # wait for the run, however long the work pool takes to start it
     )
     state = flow_run.state
@@ -81,13 +70,13 @@ def _run_deployment(recipe_path: str, run: PartitionRun, deployment: str) -> dic
 @task(
     name="partition", task_run_name="partition[{run.key}]", persist_result=False, cache_policy=NONE
 )
-def run_partition(recipe_path: str, run: PartitionRun, deployment: str | None) -> dict[str, Any]:
+def run_partition(run: PartitionRun, deployment: str | None) -> dict[str, Any]:
     began = time.perf_counter()
     try:
         if deployment:
-            manifest = _run_deployment(recipe_path, run, deployment)
+            manifest = _run_deployment(run, deployment)
         else:
-            manifest = _run_here(recipe_path, run)
+            manifest = _run_here(run)
     except Exception as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PartitionFailed(run.key, detail, _attempt()) from exc
@@ -106,19 +95,19 @@ def _say(quiet: bool, text: str) -> None:
 
 @flow(name="sftforge-backfill", log_prints=False)
 def backfill(
-    recipe_path: str,
+    request: RunRequest,
     spec: str,
-    sets: list[str] | None = None,
-    inputs: dict[str, str] | None = None,
-    out: str | None = None,
     force: bool = False,
     retries: int = 1,
     deployment: str | None = None,
     quiet: bool = False,
+    plan: PartitionPlan | None = None,
 ) -> list[dict[str, Any]]:
     """One row per selected partition: partition, state, attempts, in, out, rejected,
-    seconds, error. States: completed, skipped (already done), failed, no input."""
-    recipe, runs = plan_partitions(recipe_path, spec, sets=sets, inputs=inputs, out=out)
+    seconds, error. States: completed, skipped (already done), failed, no input.
+    `plan`: the partitions as the caller already planned them (the CLI does, to fail on
+    misuse before Prefect starts), so that no recipe file is read twice."""
+    recipe, runs = plan if plan is not None else plan_partitions(request, spec)
     rows: dict[str, dict[str, Any]] = {}
     todo: list[PartitionRun] = []
     for run in runs:
@@ -141,7 +130,7 @@ def backfill(
     attempt = run_partition.with_options(retries=retries, retry_delay_seconds=0)
     # Partitions run here share one process pool instead of each starting its own.
     with worker_pool(1 if deployment else workers, runner.kind):
-        submitted = [(run, attempt.submit(recipe_path, run, deployment)) for run in todo]
+        submitted = [(run, attempt.submit(run, deployment)) for run in todo]
         keys = {id(future): run.key for run, future in submitted}
         finished = as_completed([future for _, future in submitted])
         for n, future in enumerate(finished, start=1):

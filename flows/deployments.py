@@ -12,9 +12,8 @@ from typing import Any
 
 from prefect import flow
 
-from sftforge.flows.recipe_flow import flow_for
-from sftforge.schemas.loading import load_recipe
-from sftforge.tasks.base.workers import worker_count
+from sftforge.flows.recipe_flow import run_request
+from sftforge.tasks.pipeline.request import RunRequest
 
 DEPLOYMENT_FLOW = "sftforge"
 
@@ -27,9 +26,7 @@ def run_recipe_deployment(
     sets: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run the recipe at `recipe_path`; `inputs`, `out` and `sets` are the CLI's
-    `--input NAME=PATH`, `--out DIR` and `--set KEY=VALUE`."""
-    recipe = load_recipe(recipe_path, sets=sets, inputs=inputs, out=out)
-    workers = worker_count(recipe.runner.workers)
-    return flow_for(workers, recipe.runner)(
-        recipe_path=recipe_path, inputs=inputs, out=out, sets=sets, quiet=True
-    )
+    `--input NAME=PATH`, `--out DIR` and `--set KEY=VALUE`. (Plain parameters, as a
+    deployment is given them in JSON; they make the same RunRequest the CLI makes.)"""
+    request = RunRequest(recipe_path=recipe_path, inputs=inputs, out=out, sets=sets)
+    return run_request(request)

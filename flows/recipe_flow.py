@@ -13,7 +13,6 @@ from prefect import flow
 from prefect.futures import as_completed
 
 from sftforge.flows.progress import StageProgress, marker_watch, read_watch
-from sftforge.schemas.loading import load_recipe, resolve_source_files
 from sftforge.schemas.recipe import RunnerConfig
 from sftforge.tasks.base.shards import STATE_DIR
 from sftforge.tasks.base.stats import StageStats
@@ -27,6 +26,7 @@ from sftforge.tasks.base.workers import (
 from sftforge.tasks.pipeline import prefect_tasks as t
 from sftforge.tasks.pipeline.manifest import manifest_body
 from sftforge.tasks.pipeline.plan import READ_STAGE, Segment, plan_run
+from sftforge.tasks.pipeline.request import LoadedRecipe, RunRequest
 from sftforge.tasks.pipeline.snapshot import write_recipe_snapshot
 from sftforge.tasks.pipeline.stages import RUNNERS
 from sftforge.tasks.publish.artifacts import publish_artifacts
@@ -40,15 +40,11 @@ class StageFailed(RuntimeError):
 
 @flow(name="sftforge-recipe", log_prints=True)
 def run_recipe(
-    recipe_path: str,
-    inputs: dict[str, str] | None = None,
-    out: str | None = None,
-    sets: list[str] | None = None,
-    quiet: bool = True,
+    request: RunRequest, quiet: bool = True, loaded: LoadedRecipe | None = None
 ) -> dict[str, Any]:
+    """Run `request`; `loaded` is its recipe when the caller has loaded it already."""
     began = time.perf_counter()
-    recipe = load_recipe(recipe_path, sets=sets, inputs=inputs, out=out)
-    files = resolve_source_files(recipe, recipe_path)
+    recipe, files = (loaded or request.load()).recipe, (loaded or request.load()).files
     out_dir = Path(recipe.output_dir)
     plan = plan_run(recipe, files)
     workers = worker_count(recipe.runner.workers)

@@ -211,9 +211,9 @@ def resolve_source_files(recipe: Recipe, recipe_path: str | Path) -> dict[str, l
             raise ConfigError(f"{recipe_path}: sources[{i}].path: nothing matches {source.path!r}")
         resolved[source.name] = files
     for i, step in enumerate(recipe.steps):
-        model_path = getattr(step, "model_path", None)
-        if model_path and not Path(model_path).is_file():
-            raise ConfigError(f"{recipe_path}: steps[{i}].model_path: no such file {model_path!r}")
+        for option, file in step.required_files().items():
+            if not Path(file).is_file():
+                raise ConfigError(f"{recipe_path}: steps[{i}].{option}: no such file {file!r}")
     return resolved
 
 

@@ -57,6 +57,11 @@ class StepBase(BaseModel):
     def output_kind(self, input_kind: str) -> str:
         return input_kind
 
+    def required_files(self) -> dict[str, str]:
+        """Files the step reads, by option name: checked before a run starts, so that it never
+        starts only to fail on its first record."""
+        return {}
+
 
 S = TypeVar("S", bound=type[StepBase])
 

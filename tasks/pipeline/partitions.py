@@ -19,10 +19,12 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-from sftforge.schemas.loading import ConfigError, load_recipe, recipe_hash
+from sftforge.schemas.loading import ConfigError, recipe_hash
 from sftforge.schemas.recipe import Recipe
 from sftforge.tasks.base.shards import STATE_DIR
+from sftforge.tasks.pipeline.request import RunRequest
 
 _FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _DATE = r"\d{4}-\d{2}-\d{2}"
@@ -150,59 +152,62 @@ def select(spec: str, pattern: Pattern, found: dict[str, list[Path]]) -> list[st
 
 @dataclass(frozen=True)
 class PartitionRun:
-    """What one partition's flow run gets: the CLI's --input/--out/--set, and its hash."""
+    """One partition's run: its request (the source narrowed to its files, its own output
+    folder), its recipe (loaded once, for the hash, and run as it is) and that hash."""
 
     key: str
     files: tuple[Path, ...]
-    inputs: dict[str, str]
-    out: str
-    sets: tuple[str, ...]
-    config_hash: str | None  # None when the partition has no input files
+    request: RunRequest
+    recipe: Recipe | None  # None when the partition has no input files
+    config_hash: str | None
 
     @property
     def has_input(self) -> bool:
         return bool(self.files)
 
+    @property
+    def out(self) -> str:
+        assert self.request.out is not None  # every partition has its own folder
+        return self.request.out
 
-def plan_partitions(
-    recipe_path: str,
-    spec: str,
-    *,
-    sets: list[str] | None = None,
-    inputs: dict[str, str] | None = None,
-    out: str | None = None,
-) -> tuple[Recipe, list[PartitionRun]]:
+
+class PartitionPlan(NamedTuple):
+    recipe: Recipe
+    runs: tuple[PartitionRun, ...]
+
+
+def plan_partitions(request: RunRequest, spec: str) -> PartitionPlan:
     """The recipe and one PartitionRun per key the spec selects (ConfigError on misuse)."""
-    recipe = load_recipe(recipe_path, sets=sets, inputs=inputs, out=out)
+    recipe = request.recipe()
+    where = request.recipe_path
     if recipe.partitions is None:
         raise ConfigError(
-            f"{recipe_path}: partitions: the recipe declares no partitions "
+            f"{where}: partitions: the recipe declares no partitions "
             "(add partitions: {source: NAME, pattern: 'dumps/{date}/*.json'})"
         )
     source = recipe.partitions.source
     if source not in {s.name for s in recipe.sources}:
-        raise ConfigError(f"{recipe_path}: partitions.source: no source named {source!r}")
-    if inputs and source in inputs:
+        raise ConfigError(f"{where}: partitions.source: no source named {source!r}")
+    if source in request.input_map:
         raise ConfigError(f"--input {source}: the partitions choose this source's files")
-    pattern = parse_pattern(recipe.partitions.pattern, recipe_path)
+    pattern = parse_pattern(recipe.partitions.pattern, where)
     found = discover(pattern)
     keys = select(spec, pattern, found)
     if not any(key in found for key in keys):
         raise ConfigError(
-            f"{recipe_path}: partitions.pattern: no files for --partitions {spec} "
+            f"{where}: partitions.pattern: no files for --partitions {spec} "
             f"({pattern.glob_for()!r} matches {len(found)} partitions)"
         )
     runs = []
     for key in keys:
-        part_inputs = {**(inputs or {}), source: pattern.glob_for(key)}
-        part_out = str(Path(recipe.output_dir) / PARTITIONS_DIR / key)
+        part = request.narrowed(
+            {source: pattern.glob_for(key)}, str(Path(recipe.output_dir) / PARTITIONS_DIR / key)
+        )
         files = tuple(found.get(key, ()))
-        config_hash = None
-        if files:
-            part = load_recipe(recipe_path, sets=sets, inputs=part_inputs, out=part_out)
-            config_hash = recipe_hash(part)
-        runs.append(PartitionRun(key, files, part_inputs, part_out, tuple(sets or ()), config_hash))
-    return recipe, runs
+        part_recipe = part.recipe() if files else None
+        config_hash = recipe_hash(part_recipe) if part_recipe is not None else None
+        runs.append(PartitionRun(key, files, part, part_recipe, config_hash))
+    return PartitionPlan(recipe, tuple(runs))
 
 
 def completed_manifest(run: PartitionRun) -> dict | None:

@@ -114,6 +114,9 @@ class FilterLanguageStep(RecordStep):
     # construction and their outputs are code); None: every record.
     datasets: list[str] | None = None
 
+    def required_files(self) -> dict[str, str]:
+        return {"model_path": self.model_path} if self.model_path else {}
+
     def make(self, context: StepContext) -> RecordFn:
         return make_language_filter(
             self.languages,
