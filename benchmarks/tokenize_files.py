@@ -7,10 +7,10 @@ Benchmark: conversations → OpenChat token files with the project's tokenizer (
     python benchmarks/tokenize_files.py --conversations 80000   # memory must not grow with input
 
 Each run is a fresh process (so its peak RSS is its own) that streams the conversations from a
-generator — never holding the input — through tasks/token_files.py `write_openchat_tokens`
+generator — never holding the input — through tasks/outputs/token_files.py `write_openchat_tokens`
 with everything on: the checks of §6 (ids, masks, lengths, special tokens, supervised text
 decoded run by run), the .json token file, the .text.json decoded text and the parquet twin.
-Long inputs run on worker processes (tasks/ordered_pool.py), so reported per run: tokens
+Long inputs run on worker processes (tasks/base/pool.py), so reported per run: tokens
 written per second of that call (median of the runs), text MB/s, the CPU seconds it used in
 the process and its workers (CPU-s per million tokens does not depend on how busy the machine
 is; wall time does, so the load average is printed), the peak RSS of the process (ru_maxrss)
@@ -86,7 +86,7 @@ def rss_mb() -> float:
 
 def child(count: int, long_conversations: str) -> dict[str, Any]:
     from sftforge.schemas.training import OpenChatTokensOutput, TokenizerConfig
-    from sftforge.tasks.base.ordered_pool import worker_malloc
+    from sftforge.tasks.base.pool import worker_malloc
     from sftforge.tasks.outputs.token_files import write_openchat_tokens
     from sftforge.tasks.outputs.tokenizer import load_tokenizer
 

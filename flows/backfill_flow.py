@@ -20,7 +20,6 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from sftforge.flows.recipe_flow import run_request
-from sftforge.tasks.base.workers import worker_count, worker_pool
 from sftforge.tasks.pipeline.partitions import (
     PartitionPlan,
     PartitionRun,
@@ -30,6 +29,7 @@ from sftforge.tasks.pipeline.partitions import (
     plan_partitions,
 )
 from sftforge.tasks.pipeline.request import RunRequest
+from sftforge.tasks.pipeline.runners import worker_count, worker_pool
 
 
 class PartitionFailed(RuntimeError):
@@ -73,10 +73,7 @@ def _run_deployment(run: PartitionRun, deployment: str) -> dict[str, Any]:
 def run_partition(run: PartitionRun, deployment: str | None) -> dict[str, Any]:
     began = time.perf_counter()
     try:
-        if deployment:
-            manifest = _run_deployment(run, deployment)
-        else:
-            manifest = _run_here(run)
+        manifest = _run_deployment(run, deployment) if deployment else _run_here(run)
     except Exception as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PartitionFailed(run.key, detail, _attempt()) from exc

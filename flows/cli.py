@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from sftforge.schemas.loading import ConfigError, load_recipe, resolve_source_files
-from sftforge.schemas.recipe import Recipe
+from sftforge.schemas.loading import ConfigError
+from sftforge.tasks.pipeline.request import RunRequest, prefect_defaults
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,57 +29,32 @@ def _inputs(pairs: list[str]) -> dict[str, str]:
     return inputs
 
 
-def _checked_recipe(args: argparse.Namespace) -> Recipe:
-    """The recipe, with its inputs found and readable — or ConfigError (exit 2)."""
-    from sftforge.tasks.readers.sources import UnreadableInput, probe
-
-    recipe = load_recipe(args.config, sets=args.set, inputs=_inputs(args.input), out=args.out)
-    files = resolve_source_files(recipe, args.config)
-    for source in recipe.sources:
-        try:
-            probe(source, files.get(source.name))
-        except UnreadableInput as exc:
-            raise ConfigError(str(exc)) from None
-    return recipe
-
-
-def _prefect_defaults(verbose: bool) -> None:
-    # Before Prefect is imported: no analytics calls (offline machines), and Prefect's
-    # per-task INFO lines (and Dask's, for a dask runner) would drown the progress display
-    # unless asked for.
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # A first run creates the temporary server's database; on a busy two-core machine that
-    # can take longer than Prefect's 20 s default, and the run would fail before it starts.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+def _request(args: argparse.Namespace) -> RunRequest:
+    return RunRequest(
+        recipe_path=args.config, inputs=_inputs(args.input), out=args.out, sets=args.set
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    recipe = _checked_recipe(args)
-    _prefect_defaults(args.verbose)
+    request = _request(args)
+    # Inputs found and readable, or exit 2 before Prefect starts; the flow gets this load.
+    loaded = request.load(check_inputs=True)
+    prefect_defaults(args.verbose)
 
     from rich.console import Console
 
     from sftforge.flows.progress import summary_table
-    from sftforge.flows.recipe_flow import flow_for
-    from sftforge.tasks.base.workers import worker_count
+    from sftforge.flows.recipe_flow import run_request
 
-    workers = worker_count(recipe.runner.workers)
-    state = flow_for(workers, recipe.runner)(
-        recipe_path=args.config,
-        inputs=_inputs(args.input),
-        out=args.out,
-        sets=args.set,
-        quiet=args.quiet,
-        return_state=True,
-    )
+    state = run_request(request, loaded=loaded, quiet=args.quiet, return_state=True)
     if not state.is_completed():
+        from sftforge.tasks.base.extras import MissingExtra
         from sftforge.tasks.readers.sources import UnreadableInput
 
         error = state.result(raise_on_failure=False)
-        if isinstance(error, UnreadableInput):  # a file that broke after the check
+        if isinstance(getattr(error, "__cause__", None), MissingExtra):
+            error = error.__cause__  # an extra a step needs (augment's local server)
+        if isinstance(error, UnreadableInput | MissingExtra):  # or a file broke after the check
             print(f"sftforge: {error}", file=sys.stderr)
             return 2
         print(f"sftforge: run failed: {error}", file=sys.stderr)
@@ -97,11 +72,11 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         raise ConfigError(f"--parallel {args.parallel}: expected 1 or more")
     if args.retries < 0:
         raise ConfigError(f"--retries {args.retries}: expected 0 or more")
-    # Misuse (no partitions declared, a bad SPEC, nothing on disk) is exit 2 before Prefect.
-    plan_partitions(
-        args.config, args.partitions, sets=args.set, inputs=_inputs(args.input), out=args.out
-    )
-    _prefect_defaults(args.verbose)
+    # Misuse (no partitions declared, a bad SPEC, nothing on disk) is exit 2 before Prefect;
+    # the flow runs this plan rather than reading the recipe again.
+    request = _request(args)
+    plan = plan_partitions(request, args.partitions)
+    prefect_defaults(args.verbose)
 
     from rich.console import Console
 
@@ -110,11 +85,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
     began = time.perf_counter()
     state = backfill_flow_for(args.parallel)(
-        recipe_path=args.config,
+        request=request,
         spec=args.partitions,
-        sets=args.set,
-        inputs=_inputs(args.input),
-        out=args.out,
+        plan=plan,
         force=args.force,
         retries=args.retries,
         deployment=args.deployment,
@@ -150,7 +123,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     token = None
     try:
         if args.dry_run is None:
-            _prefect_defaults(verbose=False)
+            prefect_defaults(verbose=False)
             from sftforge.tasks.publish.hub import hub_token
 
             token = hub_token(args.token_block)
@@ -187,8 +160,25 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    _checked_recipe(args)
+    _request(args).load(check_inputs=True)
     print(f"{args.config}: ok")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Copy the shipped recipes and sample data into DIR, then run both demos there."""
+    from sftforge.flows.demo import DEMO_RECIPES, copy_demo
+
+    dest = Path(args.dir).resolve()
+    copied = copy_demo(dest)
+    print(f"{dest}: {len(copied)} files copied (configs/, data/)")
+    if args.copy_only:
+        return 0
+    os.chdir(dest)  # the recipes' paths (data/..., out/...) are relative to where they run
+    for recipe in DEMO_RECIPES:
+        code = main(["run", recipe, *(["--quiet"] if args.quiet else [])])
+        if code:
+            return code
     return 0
 
 
@@ -274,6 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write OUT/report.html with plots of a run")
     report.add_argument("out", help="the run's output directory")
     report.set_defaults(fn=cmd_report)
+    demo = sub.add_parser(
+        "demo", help="copy the shipped demo recipes and data into DIR and run them there"
+    )
+    demo.add_argument("dir", nargs="?", default="sftforge-demo", help="default: sftforge-demo")
+    demo.add_argument("--copy-only", action="store_true", help="copy, print DIR, run nothing")
+    demo.add_argument("--quiet", action="store_true", help="no progress and no summary")
+    demo.set_defaults(fn=cmd_demo)
     return parser
 
 

@@ -1,19 +1,15 @@
 """Terminal feedback: a live bar per stage on a terminal, plain lines in CI logs, summaries.
 
 Stages that run as one blocking task (reading the sources, a global step) report progress
-through a *watch*: a function polled from a background thread that counts what the stage
-has finished so far from its shard markers on disk, so the engine needs no callback.
+through a *watch* (watches.py), polled from a background thread, so the engine needs no
+callback.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import threading
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console, Group
@@ -29,8 +25,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-# A watch returns (records done, estimated total or None).
-Watch = Callable[[], tuple[int, int | None]]
+from sftforge.flows.watches import Watch
 
 POLL_SECONDS = 0.5
 
@@ -171,101 +166,6 @@ class StageProgress:
         # log records (hidden below WARNING); these lines are for the terminal or CI log.
         sys.stderr.write(f"[{self._label}] {text}\n")
         sys.stderr.flush()
-
-
-# ---------------------------------------------------------------- watches
-
-
-class MarkerCount:
-    """Records done so far in a stage: the `in` of its shard markers with this fingerprint.
-
-    Markers are written once per shard and never change for a fingerprint, so each file is
-    read once (by name and mtime).
-    """
-
-    def __init__(self, state_dir: Path, fingerprint: str) -> None:
-        self.state_dir, self.fingerprint = state_dir, fingerprint
-        self._seen: dict[str, tuple[int, int]] = {}
-
-    def __call__(self) -> int:
-        total = 0
-        try:
-            entries = list(os.scandir(self.state_dir))
-        except FileNotFoundError:
-            return 0
-        for entry in entries:
-            if not (entry.name.startswith("part-") and entry.name.endswith(".json")):
-                continue
-            mtime = entry.stat().st_mtime_ns
-            cached = self._seen.get(entry.name)
-            if cached is None or cached[0] != mtime:
-                try:
-                    stats = json.loads(Path(entry.path).read_text())
-                except (OSError, json.JSONDecodeError):
-                    continue
-                n = stats.get("in", 0) if stats.get("fingerprint") == self.fingerprint else 0
-                cached = self._seen[entry.name] = (mtime, n)
-            total += cached[1]
-        return total
-
-
-class InputPosition:
-    """How far this process has read through `files` (read in this order), by bytes.
-
-    Linux only: the offset of an open file is in /proc/self/fdinfo. Nothing else tells how
-    far a streaming reader is into a 1 GB dump without a hook in the reader itself.
-    """
-
-    def __init__(self, files: list[Path]) -> None:
-        self.sizes: list[int] = []
-        self.index: dict[str, int] = {}
-        for i, path in enumerate(files):
-            try:
-                self.sizes.append(path.stat().st_size)
-                self.index[str(path.resolve())] = i
-            except OSError:
-                self.sizes.append(0)
-        self.total = sum(self.sizes)
-
-    def __call__(self) -> float | None:
-        if not self.total or not os.path.isdir("/proc/self/fdinfo"):
-            return None
-        best: tuple[int, int] | None = None  # (file index, offset) of the furthest open input
-        for fd in os.listdir("/proc/self/fd"):
-            try:
-                i = self.index.get(os.readlink(f"/proc/self/fd/{fd}"))
-                if i is None:
-                    continue
-                with open(f"/proc/self/fdinfo/{fd}") as fh:
-                    pos = int(fh.readline().split()[1])  # first line: "pos:\t<offset>"
-            except (OSError, ValueError, IndexError):
-                continue
-            if best is None or (i, pos) > best:
-                best = (i, pos)
-        if best is None:
-            return None
-        i, pos = best
-        return min((sum(self.sizes[:i]) + min(pos, self.sizes[i])) / self.total, 1.0)
-
-
-def read_watch(state_dir: Path, fingerprint: str, files: list[Path]) -> Watch:
-    """Records read so far and, from the bytes read, an estimate of the records in total."""
-    count = MarkerCount(state_dir, fingerprint)
-    position = InputPosition(files)
-
-    def watch() -> tuple[int, int | None]:
-        done = count()
-        fraction = position()
-        if done and fraction and fraction > 0.02:
-            return done, int(done / fraction)
-        return done, None
-
-    return watch
-
-
-def marker_watch(state_dir: Path, fingerprint: str) -> Watch:
-    count = MarkerCount(state_dir, fingerprint)
-    return lambda: (count(), None)
 
 
 # ---------------------------------------------------------------- summaries

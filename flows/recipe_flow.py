@@ -12,24 +12,26 @@ from typing import Any
 from prefect import flow
 from prefect.futures import as_completed
 
-from sftforge.flows.progress import StageProgress, marker_watch, read_watch
+from sftforge.flows.progress import StageProgress
+from sftforge.flows.watches import marker_watch, read_watch
 from sftforge.schemas.recipe import RunnerConfig
 from sftforge.tasks.base.shards import STATE_DIR
 from sftforge.tasks.base.stats import StageStats
 from sftforge.tasks.base.step_protocol import StepContext
-from sftforge.tasks.base.workers import (
+from sftforge.tasks.pipeline import prefect_tasks as t
+from sftforge.tasks.pipeline.manifest import manifest_body
+from sftforge.tasks.pipeline.plan import READ_STAGE, Segment, plan_run
+from sftforge.tasks.pipeline.request import LoadedRecipe, RunRequest
+from sftforge.tasks.pipeline.runners import (
     api_for_remote_workers,
     task_runner_for,
     worker_count,
     worker_pool,
 )
-from sftforge.tasks.pipeline import prefect_tasks as t
-from sftforge.tasks.pipeline.manifest import manifest_body
-from sftforge.tasks.pipeline.plan import READ_STAGE, Segment, plan_run
-from sftforge.tasks.pipeline.request import LoadedRecipe, RunRequest
 from sftforge.tasks.pipeline.snapshot import write_recipe_snapshot
 from sftforge.tasks.pipeline.stages import RUNNERS
 from sftforge.tasks.publish.artifacts import publish_artifacts
+from sftforge.tasks.publish.dataset_readme import write_dataset_readme
 
 
 class StageFailed(RuntimeError):
@@ -44,7 +46,8 @@ def run_recipe(
 ) -> dict[str, Any]:
     """Run `request`; `loaded` is its recipe when the caller has loaded it already."""
     began = time.perf_counter()
-    recipe, files = (loaded or request.load()).recipe, (loaded or request.load()).files
+    loaded = loaded or request.load()
+    recipe, files = loaded.recipe, loaded.files
     out_dir = Path(recipe.output_dir)
     plan = plan_run(recipe, files)
     workers = worker_count(recipe.runner.workers)
@@ -89,6 +92,8 @@ def run_recipe(
         body = manifest_body(recipe, plan, per_stage, written, workers)
         body["wall_seconds"] = round(time.perf_counter() - began, 3)
         write_recipe_snapshot(out_dir, recipe)
+        # Before the manifest, which marks the run complete: a run with one has its README.
+        write_dataset_readme(out_dir, body, recipe.description)
         t.manifest(out_dir, body)
     publish_artifacts(body)
     return body
@@ -121,3 +126,19 @@ def flow_for(workers: int, runner: RunnerConfig | None = None) -> Any:
     return run_recipe.with_options(
         task_runner=task_runner_for(runner.kind, runner.address, workers)
     )
+
+
+def run_request(
+    request: RunRequest,
+    *,
+    loaded: LoadedRecipe | None = None,
+    quiet: bool = True,
+    return_state: bool = False,
+) -> Any:
+    """Run a request with the task runner its recipe chooses — the one way the CLI, the
+    deployment entry point, the backfill and `sftforge.run` start a run. The recipe is
+    loaded here unless given, and handed to the flow, which does not read it again."""
+    loaded = loaded or request.load()
+    runner = loaded.recipe.runner
+    flow = flow_for(worker_count(runner.workers), runner)
+    return flow(request=request, quiet=quiet, loaded=loaded, return_state=return_state)

@@ -219,10 +219,6 @@ def resolve_source_files(recipe: Recipe, recipe_path: str | Path) -> dict[str, l
 
 def check_kinds(recipe: Recipe, recipe_path: str | Path) -> None:
     """Each step and output must take the kind of record that reaches it."""
-    from sftforge.tasks.outputs.formats import (
-        FORMATS_BY_KIND,  # tasks depend on schemas, not the reverse
-    )
-
     for i, source in enumerate(recipe.sources):
         for j, step in enumerate(source.preprocess):
             if "conversation" not in step.kinds:
@@ -238,19 +234,12 @@ def check_kinds(recipe: Recipe, recipe_path: str | Path) -> None:
                 f"records, but the records here are {kind} records"
             )
         kind = step.output_kind(kind)
-    from sftforge.schemas.training import TRAINING_FORMATS
-    from sftforge.tasks.outputs.training_outputs import check_kind
+    from sftforge.tasks.outputs.registry import check_outputs  # to move out of schemas
 
-    for i, output in enumerate(recipe.outputs):
-        if output.format in TRAINING_FORMATS:
-            try:
-                check_kind(output, kind)  # type: ignore[arg-type]
-            except ValueError as exc:
-                raise ConfigError(f"{recipe_path}: outputs[{i}]: {exc}") from None
-        elif output.format not in FORMATS_BY_KIND[kind]:
-            raise ConfigError(
-                f"{recipe_path}: outputs[{i}].format: {output.format} cannot hold {kind} records"
-            )
+    try:
+        check_outputs(recipe.outputs, kind, split_used=recipe.split is not None)
+    except ValueError as exc:
+        raise ConfigError(f"{recipe_path}: {exc}") from None
 
 
 def recipe_hash(recipe: Recipe) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -183,6 +184,20 @@ class Recipe(_Strict):
     @property
     def source_kind(self) -> str:
         return self.sources[0].kind
+
+    @classmethod
+    def from_yaml(
+        cls,
+        path: str | Path,
+        sets: list[str] | None = None,
+        inputs: dict[str, str] | None = None,
+        out: str | None = None,
+    ) -> Recipe:
+        """A recipe file, validated, with the CLI's `--set`, `--input` and `--out` applied;
+        a problem is a ConfigError naming the file and the key, as `sftforge validate` says."""
+        from sftforge.schemas.loading import load_recipe  # that module imports this one
+
+        return load_recipe(path, sets=sets, inputs=inputs, out=out)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Recipe:

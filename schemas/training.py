@@ -6,7 +6,7 @@ discriminated union with the existing OutputConfig,
     Annotated[OutputConfig | OpenChatTokensOutput | … | CalibrationOutput,
               Field(discriminator="format")]
 
-and are written by tasks/training_outputs.py `write_training_output`.
+and are written through the format registry, tasks/outputs/registry.py.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from sftforge.flows.recipe_flow import flow_for
+from sftforge.tasks.pipeline.request import RunRequest
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -57,7 +58,7 @@ def server(monkeypatch):
 
 def test_augment_step_in_a_recipe(tmp_path, server):
     path = recipe(tmp_path)
-    body = flow_for(1)(recipe_path=str(path), quiet=True)
+    body = flow_for(1)(request=RunRequest(recipe_path=str(path)), quiet=True)
     stage = body["stages"][-1]
     assert stage["name"] == "augment" and stage["in"] == stage["out"] == 6
     assert stage["augment"]["iterations"] == {"2": 6} and stage["augment"]["failed"] == 0
@@ -69,7 +70,7 @@ def test_augment_step_in_a_recipe(tmp_path, server):
     calls = served(server)
     assert calls == 6 * 4  # answer, feedback, revision, feedback
     # A rerun pays for nothing: every shard is done, and the journal has every call.
-    flow_for(1)(recipe_path=str(path), quiet=True)
+    flow_for(1)(request=RunRequest(recipe_path=str(path)), quiet=True)
     assert served(server) == calls
     written = "".join(p.read_text(errors="ignore") for p in (tmp_path / "out").rglob("*")
                       if p.is_file() and p.suffix in (".json", ".jsonl", ".yaml"))
@@ -79,13 +80,13 @@ def test_augment_step_in_a_recipe(tmp_path, server):
 def test_failed_records_are_kept_and_retried(tmp_path, server, monkeypatch):
     path = recipe(tmp_path)
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens there
-    body = flow_for(1)(recipe_path=str(path), quiet=True)
+    body = flow_for(1)(request=RunRequest(recipe_path=str(path)), quiet=True)
     stage = body["stages"][-1]
     assert stage["out"] == 6 and stage["augment"]["failed"] == 6  # kept, not dropped
     markers = list((tmp_path / "out" / ".sftforge" / "state" / "augment").glob("*.json"))
     assert markers == []  # not done: the next run retries them
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url("openai"))
-    body = flow_for(1)(recipe_path=str(path), quiet=True)
+    body = flow_for(1)(request=RunRequest(recipe_path=str(path)), quiet=True)
     assert body["stages"][-1]["augment"]["failed"] == 0
 
 

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sftforge.flows.recipe_flow import flow_for
+from sftforge.tasks.pipeline.request import RunRequest
 from sftforge.tasks.steps.dedup_exact import conversation_key
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -26,13 +27,10 @@ def run(
     workers: int = 1,
 ) -> dict:
     sets = [f"runner.workers={workers}", *(sets or [])]
-    return flow_for(workers)(
-        recipe_path=str(REPO / "configs" / recipe),
-        inputs=inputs,
-        out=str(out),
-        sets=sets,
-        quiet=True,
+    request = RunRequest(
+        recipe_path=str(REPO / "configs" / recipe), inputs=inputs, out=str(out), sets=sets
     )
+    return flow_for(workers)(request=request, quiet=True)
 
 
 def parquet_files(out: Path) -> dict[str, bytes]:

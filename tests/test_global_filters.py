@@ -15,10 +15,10 @@ from sftforge.schemas.loading import load_recipe, resolve_source_files
 from sftforge.tasks.base.outcome import Rejected
 from sftforge.tasks.base.shards import read_records
 from sftforge.tasks.base.step_protocol import StepContext
-from sftforge.tasks.base.workers import worker_pool
 from sftforge.tasks.pipeline.filter_pass import run_filter_segment
 from sftforge.tasks.pipeline.plan import plan_run
 from sftforge.tasks.pipeline.read_stage import run_read
+from sftforge.tasks.pipeline.runners import worker_pool
 from sftforge.tasks.steps.dedup_exact import DedupPass, record_key
 from sftforge.tasks.steps.sample_per_group import GroupSampler, SamplePass
 from tests.test_flow import parquet_files

@@ -9,7 +9,8 @@ from pathlib import Path
 from sftforge.schemas.recipe import OutputConfig, Recipe, ShardsConfig, SplitConfig
 from sftforge.tasks.base.outcome import Rejected
 from sftforge.tasks.base.shards import records_table, stage_part, write_table_atomic
-from sftforge.tasks.outputs.formats import Splitter, write_outputs
+from sftforge.tasks.outputs.final_records import Splitter
+from sftforge.tasks.outputs.registry import write_outputs
 from sftforge.tasks.steps.dedup_exact import DedupExactStep
 from sftforge.tasks.steps.filter_language import make_language_filter
 from sftforge.tasks.steps.filter_question import filter_question

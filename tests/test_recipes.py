@@ -13,6 +13,7 @@ import pytest
 from sftforge.flows.recipe_flow import flow_for
 from sftforge.schemas.recipe import SourceConfig
 from sftforge.tasks.pipeline.read_stage import SourceConverter
+from sftforge.tasks.pipeline.request import RunRequest
 from sftforge.tasks.readers.converters import to_guanaco_text
 from sftforge.tasks.readers.sources import iter_source
 from sftforge.tasks.steps.dedup_exact import query_key
@@ -44,13 +45,13 @@ DREAMER_INPUTS = {
 
 
 def run(recipe: str, out: Path, inputs: dict[str, str], sets: list[str] | None = None) -> dict:
-    return flow_for(1)(
+    request = RunRequest(
         recipe_path=str(REPO / "configs" / recipe),
         inputs={name: str(SAMPLES / file) for name, file in inputs.items()},
         out=str(out),
         sets=["runner.workers=1", *(sets or [])],
-        quiet=True,
     )
+    return flow_for(1)(request=request, quiet=True)
 
 
 def parquet_rows(folder: Path) -> list[dict]:

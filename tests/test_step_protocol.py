@@ -85,9 +85,11 @@ def test_an_unknown_plugin_is_a_config_error_naming_it(tmp_path):
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_step_from_outside_the_package_runs_in_a_recipe(tmp_path):
     from sftforge.flows.recipe_flow import flow_for
+    from sftforge.tasks.pipeline.request import RunRequest
 
     path = _plugin_recipe(tmp_path, ["tests.example_steps.redact_emails"])
-    body = flow_for(2)(recipe_path=str(path), quiet=True)  # spawned workers import it too
+    # spawned workers import it too
+    body = flow_for(2)(request=RunRequest(recipe_path=str(path)), quiet=True)
     stage = {s["name"]: s for s in body["stages"]}["redact_emails"]
     assert (stage["in"], stage["out"], stage["rejected"]) == (3, 2, {"only_emails": 1})
     rows = [r for p in sorted((tmp_path / "out" / "dataset").glob("*.parquet"))

@@ -28,15 +28,11 @@ from typing import Any
 import pyarrow as pa
 
 from sftforge.schemas.training import CalibrationOutput
+from sftforge.tasks.outputs.arrow_rows import rows_table
+from sftforge.tasks.outputs.file_writers import dumps
+from sftforge.tasks.outputs.split_files import BatchPart, FileSpec, Layout, SplitFiles, files_entry
 from sftforge.tasks.outputs.token_checks import check_ids_in_vocab
 from sftforge.tasks.outputs.tokenizer import load_tokenizer, resolve_bos
-from sftforge.tasks.outputs.training_io import (
-    FileSet,
-    JsonListWriter,
-    ParquetWriter,
-    dumps,
-    rows_table,
-)
 
 PARQUET_SCHEMA = pa.schema(
     [("start", pa.int64()), ("input_ids", pa.list_(pa.int32())), ("text", pa.string())]
@@ -103,6 +99,12 @@ def windows(ids: Sequence[int], starts: Sequence[int], seqlen: int) -> list[list
     return [list(ids[s : s + seqlen]) for s in starts]
 
 
+def output_layout(folder: Path, config: CalibrationOutput) -> Layout:
+    """`<name>.json` and `<name>.parquet`: windows are not split train/eval."""
+    specs = (FileSpec(".json"), FileSpec(".parquet", PARQUET_SCHEMA))
+    return Layout(folder, config.name or "calibration", specs, split_sep=None)
+
+
 def write_calibration(
     out: Path,
     config: CalibrationOutput,
@@ -124,33 +126,18 @@ def write_calibration(
         if len(window) != config.seqlen:
             raise CalibrationError(f"{where}: {len(window)} tokens, expected {config.seqlen}")
     texts = tok.decode_batch(chosen)
-    name = config.name or "calibration"
     folder = out / "export"
-    files = FileSet()
-    try:
-        as_json = files.add(JsonListWriter(folder / f"{name}.json"))
-        as_parquet = files.add(ParquetWriter(folder / f"{name}.parquet", PARQUET_SCHEMA))
-        rows = [
-            {"start": start, "input_ids": window, "text": text}
-            for start, window, text in zip(starts, chosen, texts, strict=True)
-        ]
-        as_json.write_many([dumps(row) for row in rows])
-        as_parquet.write_table(rows_table(rows, PARQUET_SCHEMA))
-    except BaseException:
-        files.abort()
-        raise
-    files.commit()
-    return {
-        "format": config.format,
-        "name": name,
-        "path": str(folder / name),
-        "files": [str(folder / f"{name}.json"), str(folder / f"{name}.parquet")],
-        "seed": seed,
-        "vocab_size": tok.vocab_size,
-        "counts": {
-            "corpus_characters": len(corpus),
-            "corpus_tokens": len(ids),
-            "windows": len(chosen),
-            "seqlen": config.seqlen,
-        },
+    rows = [
+        {"start": start, "input_ids": window, "text": text}
+        for start, window, text in zip(starts, chosen, texts, strict=True)
+    ]
+    part = BatchPart([[dumps(row) for row in rows]], rows_table(rows, PARQUET_SCHEMA))
+    with SplitFiles(output_layout(folder, config)) as files:
+        files.write("all", part)  # one split: the layout leaves it out of the names
+    counts = {
+        "corpus_characters": len(corpus),
+        "corpus_tokens": len(ids),
+        "windows": len(chosen),
+        "seqlen": config.seqlen,
     }
+    return files_entry(config, files, counts, seed=seed, vocab_size=tok.vocab_size)

@@ -18,38 +18,38 @@ How the trainers built them, and what is kept:
   first, their count is off by one and a target token is lost (or a prompt token learned).
   If a token straddles the boundary, that record's segments are tokenized separately and
   concatenated instead, so the boundary is exact; the manifest counts these.
+  (tasks/outputs/segment_tokens.py)
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from tokenizers import Encoding
 
 from sftforge.schemas.training import InstructionTokensOutput
-from sftforge.tasks.base.ordered_pool import cpu_count, ordered_map
+from sftforge.tasks.base.pool import cpu_count, ordered_map
+from sftforge.tasks.outputs.arrow_rows import rows_table
+from sftforge.tasks.outputs.file_writers import dumps
 from sftforge.tasks.outputs.prompt_templates import Segment, Skip, render
+from sftforge.tasks.outputs.segment_tokens import build_example, expected_runs, tokenize_segments
+from sftforge.tasks.outputs.split_files import (
+    BatchDone,
+    BatchPart,
+    FileSpec,
+    Layout,
+    files_entry,
+    write_batches,
+)
 from sftforge.tasks.outputs.token_batch import TokenBatch, check_batch
 from sftforge.tasks.outputs.token_checks import check_supervised_text
 from sftforge.tasks.outputs.token_files import batched
 from sftforge.tasks.outputs.tokenizer import LoadedTokenizer, load_tokenizer, resolve_bos
-from sftforge.tasks.outputs.training_io import (
-    BatchDone,
-    BatchPart,
-    FileSet,
-    JsonlWriter,
-    ParquetWriter,
-    SplitFiles,
-    dumps,
-    remove_files,
-    rows_table,
-)
 
 IGNORE_INDEX = -100
 
@@ -68,114 +68,10 @@ PARQUET_SCHEMA = pa.schema(
 )
 
 
-def _spans(segments: Sequence[Segment]) -> list[tuple[int, int]]:
-    """Character spans of the supervised text (adjacent supervised segments merged)."""
-    spans: list[tuple[int, int]] = []
-    at = 0
-    for text, supervised in segments:
-        end = at + len(text)
-        if supervised and text:
-            if spans and spans[-1][1] == at:
-                spans[-1] = (spans[-1][0], end)
-            else:
-                spans.append((at, end))
-        at = end
-    return spans
-
-
-def mask_by_chars(
-    encoding: Encoding, spans: Sequence[tuple[int, int]], length: int
-) -> list[bool] | None:
-    """Supervision per token from character spans; None if a token straddles a span edge.
-
-    Only the tokens at the span edges are looked up (Encoding.char_to_token, in Rust): converting
-    every token's offsets to Python would cost more than the rest of the example.
-    """
-    n = len(encoding.ids)
-    mask = [False] * n
-
-    def first_token_at(char: int) -> int | None:
-        """The index of the token that starts exactly at `char` (n at the end of the text)."""
-        if char >= length:
-            return n
-        index = encoding.char_to_token(char)
-        if index is None or encoding.token_to_chars(index)[0] != char:
-            return None  # the token holding `char` began earlier: it holds both sides
-        return index
-
-    for a, b in spans:
-        i, j = first_token_at(a), first_token_at(b)
-        if i is None or j is None:
-            return None
-        mask[i:j] = [True] * (j - i)
-    return mask
-
-
-def tokenize_segments(
-    tok: LoadedTokenizer, batch: Sequence[Sequence[Segment]]
-) -> list[tuple[list[int], list[bool], bool]]:
-    """(ids, mask, retokenized) per record: whole text, or segment by segment if it must."""
-    texts = ["".join(text for text, _ in segs) for segs in batch]
-    return assemble_segments(tok, batch, texts, tok.encode_raw(texts))
-
-
-def assemble_segments(
-    tok: LoadedTokenizer,
-    batch: Sequence[Sequence[Segment]],
-    texts: Sequence[str],
-    encodings: Sequence[Encoding],
-) -> list[tuple[list[int], list[bool], bool]]:
-    results = []
-    for segments, text, encoding in zip(batch, texts, encodings, strict=True):
-        mask = mask_by_chars(encoding, _spans(segments), len(text))
-        if mask is not None:
-            results.append((encoding.ids, mask, False))
-            continue
-        parts = tok.encode([text for text, _ in segments])
-        ids: list[int] = []
-        mask = []
-        for (_, supervised), part in zip(segments, parts, strict=True):
-            ids += part
-            mask += [supervised] * len(part)
-        results.append((ids, mask, True))
-    return results
-
-
-def expected_runs(segments: Sequence[Segment], eos_text: str | None, eos_joins: bool) -> list[str]:
-    """The text each supervised run should decode to; EOS extends the last run or is its own."""
-    full = "".join(text for text, _ in segments)
-    runs = [full[a:b] for a, b in _spans(segments)]
-    if eos_text is not None:
-        if eos_joins and runs:
-            runs[-1] += eos_text
-        else:
-            runs.append(eos_text)
-    return runs
-
-
-def build_example(
-    ids: list[int],
-    mask: list[bool],
-    *,
-    bos_id: int | None,
-    eos_id: int | None,
-    cutoff_len: int,
-) -> tuple[list[int], list[bool], bool, bool]:
-    """BOS, truncation, EOS-if-it-fits: (ids, mask, truncated, eos_added)."""
-    if bos_id is not None:
-        # BOS is never a target: nothing predicts position 0.
-        ids, mask = [bos_id, *ids], [False, *mask]
-    truncated = len(ids) > cutoff_len
-    if truncated:
-        ids, mask = ids[:cutoff_len], mask[:cutoff_len]
-    eos_added = eos_id is not None and len(ids) < cutoff_len
-    if eos_added:
-        ids, mask = [*ids, eos_id], [*mask, True]
-    return ids, mask, truncated, eos_added
-
-
-def split_paths(folder: Path, name: str, split: str) -> list[Path]:
-    return [folder / f"{name}.{split}.jsonl", folder / f"{name}.{split}.parquet"]
+def output_layout(folder: Path, config: InstructionTokensOutput) -> Layout:
+    """`<name>.<split>.jsonl` and `.parquet`; <name> defaults to the template's."""
+    specs = (FileSpec(".jsonl"), FileSpec(".parquet", PARQUET_SCHEMA))
+    return Layout(folder, config.name or config.template, specs)
 
 
 def write_instruction_tokens(
@@ -186,16 +82,7 @@ def write_instruction_tokens(
 ) -> dict[str, Any]:
     tok = load_tokenizer(config.tokenizer)
     cutoff = config.cutoff_len or DEFAULT_CUTOFF.get(config.template, 256)
-    name = config.name or config.template
     folder = out / "export"
-    files = FileSet()
-    splits: dict[str, SplitFiles] = {}
-    counts: Counter[str] = Counter()
-
-    def open_split(split: str) -> SplitFiles:
-        jsonl, parquet = split_paths(folder, name, split)
-        writers = [files.add(JsonlWriter(jsonl))]
-        return SplitFiles(writers, files.add(ParquetWriter(parquet, PARQUET_SCHEMA)))
 
     def jobs() -> Iterator[list[tuple[dict[str, Any], str]]]:
         for batch in batched(records(), config.batch_size):
@@ -210,31 +97,19 @@ def write_instruction_tokens(
         tok.hf.eos_token if config.add_eos else None,
         cutoff,
     )
-    try:
-        splits["train"] = open_split("train")
-        for done in ordered_map(make_work, jobs(), workers=config.workers or cpu_count()):
-            counts.update(done.counts)
-            for split, part in done.parts.items():
-                if split not in splits:
-                    splits[split] = open_split(split)
-                splits[split].write(part)
-    except BaseException:
-        files.abort()
-        raise
-    files.commit()
-    if "eval" not in splits:
-        remove_files(split_paths(folder, name, "eval"))
-    return {
-        "format": config.format,
-        "name": name,
-        "path": str(folder / name),
-        "files": sorted(str(p) for s in splits for p in split_paths(folder, name, s)),
-        "template": config.template,
-        "cutoff_len": cutoff,
-        "vocab_size": tok.vocab_size,
-        "added_special_tokens": tok.added_special_tokens,
-        "counts": dict(sorted(counts.items())),
-    }
+    files, counts = write_batches(
+        output_layout(folder, config),
+        ordered_map(make_work, jobs(), workers=config.workers or cpu_count()),
+    )
+    return files_entry(
+        config,
+        files,
+        counts,
+        template=config.template,
+        cutoff_len=cutoff,
+        vocab_size=tok.vocab_size,
+        added_special_tokens=tok.added_special_tokens,
+    )
 
 
 class InstructionBatch:
@@ -312,8 +187,8 @@ def _check(
     cutoff: int,
     check_decode: bool,
 ) -> None:
-    """§6 on the whole batch as arrays (tasks/token_batch.py); a failing example is re-checked
-    alone, so its error names it as before."""
+    """§6 on the whole batch as arrays (tasks/outputs/token_batch.py); a failing example is
+    re-checked alone, so its error names it as before."""
     count = len(examples)
     expected: dict[int, np.ndarray] = {}
     if bos_id is not None:

@@ -9,7 +9,7 @@
 made per conversation, before any splitting, so the pieces of one conversation never land in
 both. Records are read in batches (`batch_size` conversations): memory does not grow with input.
 After the first batch, batches are encoded, checked and serialized on worker processes
-(tasks/ordered_pool.py) and written here in input order, so the files do not depend on `workers`.
+(tasks/base/pool.py) and written here in input order, so the files do not depend on `workers`.
 """
 
 from __future__ import annotations
@@ -24,27 +24,26 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from sftforge.tasks.base.ordered_pool import cpu_count, ordered_map
+from sftforge.tasks.base.pool import cpu_count, ordered_map
 from sftforge.tasks.outputs.chat_templates import (
     ChatTemplate,
     ConversationEncoder,
     resolve_template,
 )
+from sftforge.tasks.outputs.file_writers import dumps
 from sftforge.tasks.outputs.long_conversations import Piece, fit
 from sftforge.tasks.outputs.prompt_templates import record_messages
+from sftforge.tasks.outputs.split_files import (
+    BatchDone,
+    BatchPart,
+    FileSpec,
+    Layout,
+    files_entry,
+    write_batches,
+)
 from sftforge.tasks.outputs.token_batch import TokenBatch, TokenJson, check_batch
 from sftforge.tasks.outputs.token_checks import check_supervised_text
 from sftforge.tasks.outputs.tokenizer import LoadedTokenizer, load_tokenizer
-from sftforge.tasks.outputs.training_io import (
-    BatchDone,
-    BatchPart,
-    FileSet,
-    JsonListWriter,
-    ParquetWriter,
-    SplitFiles,
-    dumps,
-    remove_files,
-)
 
 if TYPE_CHECKING:
     from sftforge.schemas.training import OpenChatTokensOutput
@@ -72,24 +71,16 @@ def batched(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[st
         yield batch
 
 
-def split_paths(
-    folder: Path, name: str, split: str, text_files: bool = True, parquet: bool = True
-) -> list[Path]:
-    paths = [folder / f"{name}.{split}.json"]
-    if text_files:
-        paths.append(folder / f"{name}.{split}.text.json")
-    if parquet:
-        paths.append(folder / f"{name}.{split}.parquet")
-    return paths
-
-
-def _open_split(paths: list[Path], config: OpenChatTokensOutput, files: FileSet) -> SplitFiles:
-    it = iter(paths)
-    json_files = [files.add(JsonListWriter(next(it)))]
-    if config.text_files:
-        json_files.append(files.add(JsonListWriter(next(it))))
-    parquet = files.add(ParquetWriter(next(it), PARQUET_SCHEMA)) if config.parquet else None
-    return SplitFiles(json_files, parquet)
+def output_layout(folder: Path, config: OpenChatTokensOutput, every_file: bool = False) -> Layout:
+    """`<name>.<split>.json`, then `.text.json` and `.parquet` when they are on (`every_file`:
+    all three, as an earlier run may have left them). <name> defaults to the template's."""
+    name = config.name or resolve_template(config.template).name
+    specs = [FileSpec(".json")]
+    if every_file or config.text_files:
+        specs.append(FileSpec(".text.json"))
+    if every_file or config.parquet:
+        specs.append(FileSpec(".parquet", PARQUET_SCHEMA))
+    return Layout(folder, name, tuple(specs))
 
 
 def write_openchat_tokens(
@@ -101,14 +92,7 @@ def write_openchat_tokens(
     tok = load_tokenizer(config.tokenizer)
     template = resolve_template(config.template)
     max_length = config.max_length or template.max_length
-    name = config.name or template.name
     folder = out / "export"
-    files = FileSet()
-    splits: dict[str, SplitFiles] = {}
-    counts: Counter[str] = Counter()
-
-    def paths_of(split: str) -> list[Path]:
-        return split_paths(folder, name, split, config.text_files, config.parquet)
 
     def jobs() -> Iterator[list[_Conversation]]:
         for batch in batched(records(), config.batch_size):
@@ -119,35 +103,22 @@ def write_openchat_tokens(
         config.long_conversations, config.check_decode, config.text_files, config.parquet
     )
     make_work = partial(OpenChatBatch, tok, template, max_length, options)
-    try:
-        splits["train"] = _open_split(paths_of("train"), config, files)
-        for done in ordered_map(make_work, jobs(), workers=config.workers or cpu_count()):
-            counts.update(done.counts)
-            for split, part in done.parts.items():
-                if split not in splits:
-                    splits[split] = _open_split(paths_of(split), config, files)
-                splits[split].write(part)
-    except BaseException:
-        files.abort()
-        raise
-    files.commit()
-    # Files an earlier run wrote and this one did not (an eval split, text files turned off).
-    written = {p for s in splits for p in paths_of(s)}
-    remove_files(
-        [p for s in ("train", "eval") for p in split_paths(folder, name, s) if p not in written]
+    files, counts = write_batches(
+        output_layout(folder, config),
+        ordered_map(make_work, jobs(), workers=config.workers or cpu_count()),
+        # and remove what an earlier run left: an eval split, text files since turned off
+        stale=output_layout(folder, config, every_file=True),
     )
-    return {
-        "format": config.format,
-        "name": name,
-        "path": str(folder / name),
-        "files": sorted(str(p) for p in written),
-        "template": template.name,
-        "max_length": max_length,
-        "long_conversations": config.long_conversations,
-        "vocab_size": tok.vocab_size,
-        "added_special_tokens": tok.added_special_tokens,
-        "counts": dict(sorted(counts.items())),
-    }
+    return files_entry(
+        config,
+        files,
+        counts,
+        template=template.name,
+        max_length=max_length,
+        long_conversations=config.long_conversations,
+        vocab_size=tok.vocab_size,
+        added_special_tokens=tok.added_special_tokens,
+    )
 
 
 _Conversation = tuple[str, list[dict[str, str]], str]  # id, messages, split

@@ -23,16 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from sftforge.schemas.training import AxolotlOutput, LlamaFactoryOutput, TrlOutput
+from sftforge.tasks.outputs.file_writers import dumps, write_json_atomic, write_text_atomic
 from sftforge.tasks.outputs.prompt_templates import Skip, record_messages
-from sftforge.tasks.outputs.training_io import (
-    FileSet,
-    JsonListWriter,
-    JsonlWriter,
-    dumps,
-    remove_files,
-    write_json_atomic,
-    write_text_atomic,
-)
+from sftforge.tasks.outputs.split_files import FileSpec, Layout, SplitFiles, files_entry
 
 Message = dict[str, str]
 
@@ -235,7 +228,12 @@ def update_dataset_info(path: Path, set_entries: dict[str, Any], drop: list[str]
 # --- writer --------------------------------------------------------------------------------
 
 ExportConfig = TrlOutput | AxolotlOutput | LlamaFactoryOutput
-_SUFFIX = {"trl": "jsonl", "axolotl": "jsonl", "llama_factory": "json"}
+_SUFFIX = {"trl": ".jsonl", "axolotl": ".jsonl", "llama_factory": ".json"}
+
+
+def output_layout(folder: Path, config: ExportConfig) -> Layout:
+    """`<name>.<split>.jsonl` (TRL, axolotl) or `.json` (LLaMA-Factory reads a JSON list)."""
+    return Layout(folder, config.name or config.format, (FileSpec(_SUFFIX[config.format]),))
 
 
 def write_export(
@@ -244,11 +242,7 @@ def write_export(
     records: Callable[[], Iterator[dict[str, Any]]],
     splitter: Callable[[dict[str, Any]], str],
 ) -> dict[str, Any]:
-    name = config.name or config.format
     folder = out / "export"
-    suffix = _SUFFIX[config.format]
-    files = FileSet()
-    writers: dict[str, JsonListWriter | JsonlWriter] = {}
     counts: Counter[str] = Counter()
 
     def row_of(record: dict[str, Any]) -> dict[str, Any] | Skip:
@@ -258,37 +252,21 @@ def write_export(
             return axolotl_row(record, config)
         return llama_factory_row(record, config.style)
 
-    def open_split(split: str) -> None:
-        path = folder / f"{name}.{split}.{suffix}"
-        writer = JsonListWriter(path) if suffix == "json" else JsonlWriter(path)
-        writers[split] = files.add(writer)
-
-    try:
-        open_split("train")
+    with SplitFiles(output_layout(folder, config)) as files:
+        files.open("train")
         for record in records():
             split = splitter(record)
-            if split not in writers:
-                open_split(split)
+            files.open(split)  # a split's file exists once a record goes there, rows or not
             row = row_of(record)
             if isinstance(row, Skip):
                 counts[f"skipped_{row.reason}"] += 1
                 continue
-            writers[split].write_json(dumps(row))
+            files.write_json(split, dumps(row))
             counts[f"{split}_rows"] += 1
-    except BaseException:
-        files.abort()
-        raise
-    files.commit()
-    file_names = {split: f"{name}.{split}.{suffix}" for split in writers}
-    if "eval" not in writers:
-        remove_files([folder / f"{name}.eval.{suffix}"])
-    result: dict[str, Any] = {
-        "format": config.format,
-        "name": name,
-        "path": str(folder / name),
-        "files": sorted(str(folder / f) for f in file_names.values()),
-        "counts": dict(sorted(counts.items())),
-    }
+    files.remove_unwritten(files.layout.every_path(("train", "eval")))
+    name = files.layout.name
+    file_names = {split: files.layout.paths(split)[0].name for split in files.splits}
+    result = files_entry(config, files, dict(sorted(counts.items())))
     if isinstance(config, AxolotlOutput):
         yaml_path = folder / f"{name}.yaml"
         write_text_atomic(yaml_path, axolotl_yaml(file_names, config))

@@ -17,6 +17,7 @@ import pyarrow as pa
 from sftforge.tasks.base.canonical import dumps
 from sftforge.tasks.base.memory import release_memory
 from sftforge.tasks.base.outcome import Rejected, reject_row
+from sftforge.tasks.base.pool import map_in_workers
 from sftforge.tasks.base.shards import (
     load_marker,
     read_table,
@@ -27,7 +28,6 @@ from sftforge.tasks.base.shards import (
 )
 from sftforge.tasks.base.stats import StageStats
 from sftforge.tasks.base.step_protocol import FilterPass, FilterPassStep, StepContext
-from sftforge.tasks.base.workers import map_in_workers
 from sftforge.tasks.pipeline.plan import Segment
 
 

@@ -12,10 +12,10 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from sftforge.schemas.recipe import Recipe
+from sftforge.tasks.base.pool import run_in_own_process, run_in_worker
 from sftforge.tasks.base.stats import StageStats
 from sftforge.tasks.base.step_protocol import StepContext
-from sftforge.tasks.base.workers import run_in_own_process, run_in_worker
-from sftforge.tasks.outputs.formats import write_outputs
+from sftforge.tasks.outputs.registry import write_outputs
 from sftforge.tasks.pipeline.manifest import write_manifest
 from sftforge.tasks.pipeline.plan import Plan, Segment
 from sftforge.tasks.pipeline.read_stage import run_read

@@ -64,6 +64,22 @@ def _licenses(recipe: dict[str, Any]) -> list[str]:
     return sorted({lic for lic in declared if lic})
 
 
+def data_configs(
+    configs: dict[str, dict[str, str]], options: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The card's `configs:`: per config, per split, the data files' path pattern — what
+    `datasets.load_dataset(folder[, config])` reads (the Hub push's card and OUT/README.md);
+    `options`: the `datasets` builder's settings, the same for every config."""
+    return [
+        {
+            "config_name": name,
+            "data_files": [{"split": split, "path": path} for split, path in splits.items()],
+            **(options or {}),
+        }
+        for name, splits in configs.items()
+    ]
+
+
 def card_metadata(
     folder: HubFolder, stats: RunStats, recipe: dict[str, Any], pretty_name: str
 ) -> DatasetCardData:
@@ -85,14 +101,7 @@ def card_metadata(
         task_categories=["text-generation"],
         size_categories=[_size_category(sum(s.num_examples for s in folder.splits))],
         tags=["sft", "sftforge", stats.manifest["recipe"]],
-        configs=[
-            {
-                "config_name": "default",
-                "data_files": [
-                    {"split": s.name, "path": f"data/{s.name}-*"} for s in folder.splits
-                ],
-            }
-        ],
+        configs=data_configs({"default": {s.name: f"data/{s.name}-*" for s in folder.splits}}),
         # datasets' own YAML form of the features, so its reader parses what it expects.
         dataset_info={
             "features": features._to_yaml_list(),

@@ -44,9 +44,10 @@ class HubFolder:
     splits: list[SplitFiles]
 
 
-def dataset_splits(out: Path) -> dict[str, list[Path]]:
+def dataset_splits(out: Path, final: str | None = None) -> dict[str, list[Path]]:
     """The run's final records by split: OUT/dataset/[<split>/]part-*.parquet, or the final
-    stage's parts when the recipe wrote no parquet output."""
+    stage's parts when the recipe wrote no parquet output (`final`: that stage's name, when
+    known; else the manifest's last stage)."""
     folder = out / "dataset"
     splits = {
         sub.name: sorted(sub.glob("part-*.parquet"))
@@ -57,7 +58,7 @@ def dataset_splits(out: Path) -> dict[str, list[Path]]:
         return splits
     parts = sorted(folder.glob("part-*.parquet"))
     if not parts:
-        final = json.loads((out / "manifest.json").read_text())["stages"][-1]["name"]
+        final = final or json.loads((out / "manifest.json").read_text())["stages"][-1]["name"]
         parts = sorted((out / final).glob("part-*.parquet"))
     if not parts:
         raise HubError(f"{out}: no parquet records to push")

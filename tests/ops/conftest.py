@@ -100,9 +100,10 @@ def demo_run(prefect_harness, tmp_path_factory) -> Run:
     """The demo recipe, run once: a 20-record eval split and a license declared, so the
     push and report tests see two splits and a license."""
     from sftforge.flows.recipe_flow import flow_for
+    from sftforge.tasks.pipeline.request import RunRequest
 
     out = tmp_path_factory.mktemp("demo-run") / "out"
-    state = flow_for(1)(
+    request = RunRequest(
         recipe_path=str(REPO / "configs" / "demo.yaml"),
         inputs={
             "sharegpt": str(REPO / "data" / "sharegpt_sample.jsonl"),
@@ -110,9 +111,8 @@ def demo_run(prefect_harness, tmp_path_factory) -> Run:
         },
         out=str(out),
         sets=["runner.workers=1", "split.eval_size=20", "sources[0].license=cc-by-4.0"],
-        quiet=True,
-        return_state=True,
     )
+    state = flow_for(1)(request=request, quiet=True, return_state=True)
     assert state.is_completed(), state
     return Run(out, str(state.state_details.flow_run_id), state.result())
 

@@ -16,6 +16,7 @@ from sftforge.flows.backfill_flow import backfill_flow_for
 from sftforge.flows.cli import main
 from sftforge.schemas.loading import ConfigError
 from sftforge.tasks.pipeline.partitions import discover, parse_pattern, plan_partitions, select
+from sftforge.tasks.pipeline.request import RunRequest
 
 # ---------------------------------------------------------------- partitions, no Prefect
 
@@ -68,16 +69,20 @@ def test_partition_specs():
 
 def test_each_partition_has_its_own_recipe_hash(tmp_path):
     recipe = make_partitions(tmp_path, days=[1, 2], records=5)
-    _, runs = plan_partitions(str(recipe), "2023-04-01..2023-04-03")
+    _, runs = plan_partitions(RunRequest(recipe_path=str(recipe)), "2023-04-01..2023-04-03")
     assert [r.key for r in runs] == ["2023-04-01", "2023-04-02", "2023-04-03"]
     assert runs[0].config_hash != runs[1].config_hash and runs[2].config_hash is None
     assert runs[0].out == str(tmp_path / "out" / "partitions" / "2023-04-01")
-    _, again = plan_partitions(str(recipe), "2023-04-01")
+    _, again = plan_partitions(RunRequest(recipe_path=str(recipe)), "2023-04-01")
     assert again[0].config_hash == runs[0].config_hash
-    _, changed = plan_partitions(str(recipe), "2023-04-01", sets=["steps[2].words=[x]"])
+    _, changed = plan_partitions(
+        RunRequest(recipe_path=str(recipe), sets=["steps[2].words=[x]"]), "2023-04-01"
+    )
     assert changed[0].config_hash != runs[0].config_hash
     # Where a partition's output goes and how many processes make it is not the recipe.
-    _, moved = plan_partitions(str(recipe), "2023-04-01", sets=["runner.workers=1"])
+    _, moved = plan_partitions(
+        RunRequest(recipe_path=str(recipe), sets=["runner.workers=1"]), "2023-04-01"
+    )
     assert moved[0].config_hash == runs[0].config_hash
 
 
@@ -103,7 +108,10 @@ def test_backfill_usage_errors_exit_2(tmp_path, capsys):
 def run_backfill(recipe: Path, spec: str, **options) -> list[dict]:
     parallel = options.pop("parallel", 1)
     options.setdefault("quiet", True)
-    return backfill_flow_for(parallel)(recipe_path=str(recipe), spec=spec, **options)
+    request = RunRequest(
+        recipe_path=str(recipe), sets=options.pop("sets", None), out=options.pop("out", None)
+    )
+    return backfill_flow_for(parallel)(request=request, spec=spec, **options)
 
 
 def states(rows: list[dict]) -> dict[str, str]:

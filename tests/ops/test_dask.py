@@ -14,7 +14,7 @@ import pytest
 from ops_support import partition_files
 
 from sftforge.flows.cli import main
-from sftforge.tasks.base.workers import task_runner_for, worker_count
+from sftforge.tasks.pipeline.runners import task_runner_for, worker_count
 from tests.conftest import REPO
 
 
@@ -41,7 +41,7 @@ def test_default_worker_count_is_the_cpus_this_process_may_use():
     # Limited to one CPU (as taskset or a container does), not os.cpu_count()'s all of them
     code = (
         "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
-        "from sftforge.tasks.base.workers import worker_count; print(worker_count(None))"
+        "from sftforge.tasks.pipeline.runners import worker_count; print(worker_count(None))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO

@@ -17,7 +17,8 @@ from ops_support import SFTFORGE, base_env
 from rich.console import Console
 
 import sftforge.flows.progress as progress
-from sftforge.flows.progress import InputPosition, MarkerCount, StageProgress, read_watch
+from sftforge.flows.progress import StageProgress
+from sftforge.flows.watches import InputPosition, MarkerCount, read_watch
 from tests.conftest import REPO
 
 

@@ -10,7 +10,7 @@ import pytest
 from ops_support import chromium_path
 
 from sftforge.flows.cli import main
-from sftforge.flows.recipe_flow import artifact_key
+from sftforge.tasks.publish.artifacts import artifact_key
 
 CHROMIUM = chromium_path()
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium package")

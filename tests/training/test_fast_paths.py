@@ -14,12 +14,12 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from training_support import EOT, conv, digest, every_third_eval, records_fn
 
 from sftforge.schemas.training import OpenChatTokensOutput
-from sftforge.tasks.base.ordered_pool import ordered_map
+from sftforge.tasks.base.pool import ordered_map
 from sftforge.tasks.outputs.byte_decode import byte_table_decoder
+from sftforge.tasks.outputs.file_writers import dumps
 from sftforge.tasks.outputs.token_batch import TokenBatch, TokenJson, check_batch
 from sftforge.tasks.outputs.token_checks import TrainingFileError, supervised_runs
 from sftforge.tasks.outputs.token_files import write_openchat_tokens
-from sftforge.tasks.outputs.training_io import dumps
 
 
 def test_table_decoder_equals_the_tokenizers_decoder(tok) -> None:
@@ -152,7 +152,7 @@ def _make_loaded_libraries():
 def test_workers_start_with_mimalloc_preloaded_and_the_caller_keeps_its_environment(
     monkeypatch,
 ) -> None:
-    from sftforge.tasks.base import ordered_pool
+    from sftforge.tasks.base import pool as ordered_pool
 
     ordered_pool.worker_malloc.cache_clear()
     if ordered_pool.worker_malloc() is None:

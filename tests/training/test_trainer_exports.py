@@ -215,9 +215,9 @@ def test_dataset_info_keeps_other_entries_and_drops_a_stale_eval(tmp_path) -> No
 
 @pytest.mark.parametrize("fmt", ["alpaca_json", "sharegpt_json"])
 def test_existing_alpaca_and_sharegpt_exports_round_trip(tmp_path, fmt) -> None:
-    """outputs.py's alpaca_json (Alpaca-LoRA / SelFee) and sharegpt_json (FastChat/OpenChat)
+    """json_exports.py's alpaca_json (Alpaca-LoRA / SelFee) and sharegpt_json (FastChat/OpenChat)
     rows, read back with the consumers' field names."""
-    from sftforge.tasks.outputs.formats import _row
+    from sftforge.tasks.outputs.json_exports import export_row as _row
 
     records = INSTRUCTIONS if fmt == "alpaca_json" else CONVERSATIONS
     path = tmp_path / "data.json"

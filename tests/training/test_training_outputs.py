@@ -1,4 +1,4 @@
-"""The config models and the one entry point outputs.py calls."""
+"""The config models, and training outputs written through the format registry."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from sftforge.schemas.training import (
     TrainingOutputConfig,
     TrlOutput,
 )
-from sftforge.tasks.outputs.formats import Splitter
+from sftforge.tasks.outputs.final_records import FinalRecords, Splitter
 from sftforge.tasks.outputs.prompt_templates import INSTRUCTION_TEMPLATES, TEMPLATE_KINDS
-from sftforge.tasks.outputs.training_outputs import check_kind, write_training_output
+from sftforge.tasks.outputs.registry import check_outputs, write_output
 
 
 class _Outputs(BaseModel):
@@ -110,16 +110,16 @@ def test_template_names_agree_with_the_renderers() -> None:
 
 def test_kinds_are_checked_up_front() -> None:
     selfee = InstructionTokensOutput(format="instruction_tokens", template="selfee")
-    check_kind(selfee, "augmented")
+    check_outputs([selfee], "augmented")
     with pytest.raises(
         ValueError, match="template 'selfee' needs augmented records; .* conversation"
     ):
-        check_kind(selfee, "conversation")
+        check_outputs([selfee], "conversation")
     alpaca = InstructionTokensOutput(format="instruction_tokens", template="alpaca")
     with pytest.raises(ValueError, match="augmented or instruction"):
-        check_kind(alpaca, "conversation")
+        check_outputs([alpaca], "conversation")
     for kind in ("conversation", "instruction", "augmented"):
-        check_kind(OpenChatTokensOutput(format="openchat_tokens"), kind)
+        check_outputs([OpenChatTokensOutput(format="openchat_tokens")], kind)
 
 
 def test_every_format_through_the_entry_point_with_the_recipes_splitter(tmp_path: Path) -> None:
@@ -144,8 +144,9 @@ def test_every_format_through_the_entry_point_with_the_recipes_splitter(tmp_path
     adapter = TypeAdapter(TrainingOutputConfig)
     for spec in specs:
         config = adapter.validate_python(spec)
-        entry = write_training_output(
-            tmp_path, config, records_fn(records), "conversation", 5, splitter
+        entry = write_output(
+            FinalRecords.of_records(tmp_path, "conversation", 5, splitter, records_fn(records)),
+            config,
         )
         assert entry["format"] == spec["format"] and entry["counts"]
         assert all(Path(f).exists() for f in entry["files"])
@@ -161,8 +162,9 @@ def test_instruction_records_through_the_entry_point(tmp_path: Path) -> None:
     config = InstructionTokensOutput(
         format="instruction_tokens", template="alpaca", tokenizer={"path": str(TOKENIZER_DIR)}
     )
-    entry = write_training_output(
-        tmp_path, config, records_fn(records), "instruction", 0, lambda r: "train"
+    entry = write_output(
+        FinalRecords.of_records(tmp_path, "instruction", 0, lambda r: "train", records_fn(records)),
+        config,
     )
     assert entry["counts"]["train_examples"] == 3
     assert entry["files"] == [

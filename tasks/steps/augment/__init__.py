@@ -2,8 +2,9 @@
 
 One concern per module: `presets` (prompts, stop rule), `postprocess`, `tokens` (counting and
 truncation), `rate_limit`, `retry`, `budget`, `journal`, `client`, `processor` (sending calls
-online), `batch` (the Batch API), `loop` (one record's chain), `display` and `runner` (the
-entry point).
+online), `batch` (rounds of calls as Batch API jobs), `batch_api` (its request files and
+calls), `loop` (one record's chain), `progress` (the run's snapshots and summary), `display`
+and `runner` (the entry point).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 The records run exactly as online; only `call` differs. A call waits in a pool, and when every
 unfinished record is waiting -- all answers, then all feedbacks, then the revisions of those
 that need one -- the pool is submitted as JSONL batch files (`custom_id` = the journal key).
+The files and the Batch API's calls themselves are in batch_api.py.
 
 Never paying twice:
 - the intent (tag, keys) is journaled before `files.create`; the tag, derived from the keys,
@@ -18,13 +19,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import openai
 import xxhash
 
+from sftforge.tasks.steps.augment.batch_api import TERMINAL, BatchApi, request_chunks
 from sftforge.tasks.steps.augment.budget import BudgetExhausted, Ledger
 from sftforge.tasks.steps.augment.client import Redactor
 from sftforge.tasks.steps.augment.journal import Journal
@@ -37,13 +36,7 @@ from sftforge.tasks.steps.augment.processor import (
     parse_completion,
 )
 from sftforge.tasks.steps.augment.rate_limit import RateLimiter
-from sftforge.tasks.steps.augment.retry import RETRYABLE_STATUS, Failure, backoff_seconds, classify
-
-TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
-ENDPOINT = "/v1/chat/completions"
-# How far back batches.list is searched for a lost batch id (it lists the newest first).
-FIND_SLACK_SECONDS = 3600.0
-FIND_MAX_SCANNED = 2000
+from sftforge.tasks.steps.augment.retry import RETRYABLE_STATUS, Failure
 
 
 class BatchProcessor:
@@ -56,6 +49,7 @@ class BatchProcessor:
         redact: Redactor,
     ) -> None:
         self.client = client
+        self.api = BatchApi(client, config)
         self.journal = journal
         self.ledger = ledger
         self.config = config
@@ -146,7 +140,10 @@ class BatchProcessor:
                 self._fail(spec.key, CallFailed(f"not sent: {exc}"))
         specs = [s for s in specs if s.key in held]
         try:
-            await asyncio.gather(*(self._submit(chunk) for chunk in self._chunks(specs)))
+            chunks = request_chunks(
+                specs, self.config.batch_max_requests, self.config.batch_max_bytes
+            )
+            await asyncio.gather(*(self._submit(chunk) for chunk in chunks))
         finally:
             for amount in held.values():
                 self.ledger.release(amount)
@@ -170,32 +167,6 @@ class BatchProcessor:
         # Whatever is left goes out again in the next round, right away.
         self._changed.set()
 
-    def _chunks(self, specs: list[CallSpec]) -> list[list[tuple[CallSpec, bytes]]]:
-        chunks: list[list[tuple[CallSpec, bytes]]] = [[]]
-        size = 0
-        for spec in sorted(specs, key=lambda s: s.key):
-            line = (
-                json.dumps(
-                    {
-                        "custom_id": spec.key,
-                        "method": "POST",
-                        "url": ENDPOINT,
-                        "body": spec.request,
-                    },
-                    ensure_ascii=False,
-                ).encode("utf-8")
-                + b"\n"
-            )
-            if chunks[-1] and (
-                len(chunks[-1]) >= self.config.batch_max_requests
-                or size + len(line) > self.config.batch_max_bytes
-            ):
-                chunks.append([])
-                size = 0
-            chunks[-1].append((spec, line))
-            size += len(line)
-        return [c for c in chunks if c]
-
     async def _submit(self, chunk: list[tuple[CallSpec, bytes]]) -> None:
         keys = [spec.key for spec, _ in chunk]
         base = xxhash.xxh3_64_hexdigest(json.dumps(keys).encode())
@@ -207,13 +178,13 @@ class BatchProcessor:
         self.journal.open_batch(tag, keys)
         for spec, _ in chunk:
             self.journal.started(spec.key, spec.request)
-        upload = await self._retrying(
+        upload = await self.api.retrying(
             self.client.files.create,
             file=("augment.jsonl", b"".join(line for _, line in chunk)),
             purpose="batch",
         )
         self.journal.update_batch(tag, file_id=upload.id)
-        batch_id = await self._create_batch(tag, upload.id)
+        batch_id = await self.api.create(tag, upload.id)
         self.journal.update_batch(tag, batch_id=batch_id)
         self.batches_submitted += 1
         self.stats.sent += len(chunk)
@@ -223,30 +194,9 @@ class BatchProcessor:
         finally:
             self.stats.in_flight -= len(chunk)
 
-    async def _create_batch(self, tag: str, file_id: str) -> str:
-        for attempt in range(1, self.config.max_attempts + 1):
-            try:
-                batch = await self.client.batches.create(
-                    input_file_id=file_id,
-                    endpoint=ENDPOINT,
-                    completion_window=self.config.batch_completion_window,
-                    metadata={"sftforge": tag},
-                )
-                return batch.id
-            except openai.APIError as exc:
-                failure = classify(exc)
-                if not failure.retryable or attempt == self.config.max_attempts:
-                    raise
-                await asyncio.sleep(failure.retry_after or self._backoff(attempt))
-                # The lost answer may have been a created batch: look before creating again.
-                found = await self._find(tag, time.time())
-                if found is not None:
-                    return found
-        raise AssertionError("unreachable")
-
     async def _collect(self, tag: str, batch_id: str) -> None:
         while True:
-            batch = await self._retrying(self.client.batches.retrieve, batch_id)
+            batch = await self.api.retrying(self.client.batches.retrieve, batch_id)
             if batch.status in TERMINAL:
                 break
             if self.stop_reason == "interrupted":
@@ -254,7 +204,7 @@ class BatchProcessor:
             await asyncio.sleep(self.config.batch_poll_seconds)
         for file_id in (batch.output_file_id, batch.error_file_id):
             if file_id:
-                content = await self._retrying(self.client.files.content, file_id)
+                content = await self.api.retrying(self.client.files.content, file_id)
                 self._store_lines(content.text)
         self.journal.close_batch(tag)
 
@@ -293,7 +243,7 @@ class BatchProcessor:
     async def _reconcile(self) -> None:
         """Collect every batch the journal says was meant, before submitting anything."""
         for intent in self.journal.open_batches():
-            batch_id = intent.batch_id or await self._find(intent.tag, intent.created)
+            batch_id = intent.batch_id or await self.api.find(intent.tag, intent.created)
             if batch_id is None:
                 # Never created (the crash came before batches.create): nothing to collect.
                 self.journal.close_batch(intent.tag)
@@ -301,36 +251,7 @@ class BatchProcessor:
             self.journal.update_batch(intent.tag, batch_id=batch_id)
             await self._collect(intent.tag, batch_id)
 
-    async def _find(self, tag: str, since: float) -> str | None:
-        """The id of a batch carrying `tag` in its metadata, created after `since` - slack."""
-        page = await self._retrying(self.client.batches.list, limit=100)
-        seen = 0
-        async for batch in page:  # fetches further pages as it goes
-            if (batch.metadata or {}).get("sftforge") == tag:
-                return batch.id
-            seen += 1
-            if batch.created_at < since - FIND_SLACK_SECONDS or seen >= FIND_MAX_SCANNED:
-                break
-        return None
-
     # -- helpers -------------------------------------------------------------------------------
-
-    async def _retrying(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
-        """A batch-management call (upload, retrieve, list), retried like a completion."""
-        for attempt in range(1, self.config.max_attempts + 1):
-            try:
-                return await fn(*args, **kwargs)
-            except openai.APIError as exc:
-                failure = classify(exc)
-                if not failure.retryable or attempt == self.config.max_attempts:
-                    raise
-                await asyncio.sleep(failure.retry_after or self._backoff(attempt))
-        raise AssertionError("unreachable")
-
-    def _backoff(self, attempt: int) -> float:
-        return backoff_seconds(
-            attempt, self.config.backoff_base_seconds, self.config.backoff_max_seconds
-        )
 
     def _resolve_done(self) -> None:
         for key in list(self._pending):

@@ -10,9 +10,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from sftforge.tasks.steps.augment.batch import BatchProcessor
 from sftforge.tasks.steps.augment.budget import Ledger
@@ -27,14 +25,12 @@ from sftforge.tasks.steps.augment.loop import (
 from sftforge.tasks.steps.augment.options import AugmentOptions, Price
 from sftforge.tasks.steps.augment.presets import resolve_preset
 from sftforge.tasks.steps.augment.processor import Processor
+from sftforge.tasks.steps.augment.progress import ProgressFn, RunProgress, log_summary
 from sftforge.tasks.steps.augment.rate_limit import RateLimiter
 from sftforge.tasks.steps.augment.tokens import make_counter
 
 log = logging.getLogger("sftforge.augment")
 
-ProgressFn = Callable[[dict[str, Any]], None]
-
-PROGRESS_EVERY_SECONDS = 0.5
 # Finished records are saved in batches (one transaction each).
 SAVE_RECORDS_EVERY = 256
 
@@ -115,7 +111,7 @@ async def _augment(
                 redact=redact,
             )
         results: list[dict | None] = [None] * len(records)
-        progress = _Progress(records, results, processor, started, on_progress)
+        progress = RunProgress(records, results, processor, started, on_progress)
         interrupted = _install_interrupt(processor)
         try:
             fingerprint = settings.fingerprint()
@@ -176,7 +172,7 @@ async def _augment(
             interrupted.restore()
             await client.close()
         done = [r for r in results if r is not None]
-        _log_summary(done, processor, ledger, journal_path, time.monotonic() - started)
+        log_summary(done, processor, ledger, journal_path, time.monotonic() - started)
         if interrupted.fired:
             raise AugmentInterrupted(
                 f"augment interrupted: finished calls are saved in {journal_path}; rerun the "
@@ -184,63 +180,6 @@ async def _augment(
                 done,
             )
     return done
-
-
-class _Progress:
-    def __init__(
-        self,
-        records: list[dict],
-        results: list[dict | None],
-        processor: Processor | BatchProcessor,
-        started: float,
-        callback: ProgressFn | None,
-    ) -> None:
-        self.records = records
-        self.results = results
-        self.processor = processor
-        self.started = started
-        self.callback = callback
-
-    def snapshot(self) -> dict[str, Any]:
-        finished = [r for r in self.results if r is not None]
-        stats, ledger = self.processor.stats, self.processor.ledger
-        total = len(self.records)
-        cost = ledger.run_cost
-        return {
-            "records_total": total,
-            "records_done": sum(1 for r in finished if r["status"] == "done"),
-            "records_failed": sum(1 for r in finished if r["status"] == "failed"),
-            "calls_sent": stats.sent,
-            "calls_cached": stats.cached,
-            "records_from_journal": stats.records_from_journal,
-            "calls_in_flight": stats.in_flight,
-            "calls_failed": stats.failed,
-            "retries": stats.retries,
-            "rate_limited": stats.rate_limited,
-            "prompt_tokens": ledger.prompt_tokens,
-            "completion_tokens": ledger.completion_tokens,
-            "cost": round(cost, 6),
-            "cost_projected": round(cost * total / len(finished), 6) if finished else None,
-            "iterations": dict(
-                sorted(collections.Counter(r["iteration"] for r in finished).items())
-            ),
-            "elapsed_seconds": round(time.monotonic() - self.started, 3),
-            "stopped": self.processor.stop_reason,
-            **self.processor.limiter.rates(),
-        }
-
-    def emit(self) -> None:
-        if self.callback is not None:
-            self.callback(self.snapshot())
-
-    async def loop(self) -> None:
-        while True:
-            await asyncio.sleep(PROGRESS_EVERY_SECONDS)
-            try:
-                self.emit()
-            except Exception:  # a broken display must not stop paid work
-                log.exception("augment: progress callback failed; no more progress reports")
-                return
 
 
 class _Interrupt:
@@ -275,30 +214,3 @@ def _install_interrupt(processor: Processor | BatchProcessor) -> _Interrupt:
     except (NotImplementedError, RuntimeError):  # Windows, or a loop without signal support
         return _Interrupt(None)
     return state
-
-
-def _log_summary(
-    results: list[dict],
-    processor: Processor | BatchProcessor,
-    ledger: Ledger,
-    journal_path: Path,
-    seconds: float,
-) -> None:
-    stats = processor.stats
-    failed = sum(1 for r in results if r["status"] == "failed")
-    log.info(
-        "augment: %d records (%d failed) in %.1fs; %d calls sent, %d from the journal, "
-        "%d retries; %d prompt + %d completion tokens, $%.4f; journal %s",
-        len(results),
-        failed,
-        seconds,
-        stats.sent,
-        stats.cached,
-        stats.retries,
-        ledger.prompt_tokens,
-        ledger.completion_tokens,
-        ledger.run_cost,
-        journal_path,
-    )
-    if processor.stop_reason:
-        log.warning("augment: stopped early: %s", processor.stop_reason)

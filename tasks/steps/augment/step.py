@@ -13,6 +13,7 @@ from collections import Counter
 from typing import Any, ClassVar
 
 from sftforge.schemas.steps import INSTRUCTION, register_step
+from sftforge.tasks.base.extras import require_extra
 from sftforge.tasks.base.step_protocol import BatchRunner, BatchStep, Record, StepContext
 from sftforge.tasks.steps.augment.options import AugmentOptions
 
@@ -66,7 +67,9 @@ class AugmentShards(BatchRunner):
             return self.config
         if self._server is None:
             # Imported here: only the offline demo starts a server of its own.
-            from llmock.testing import LLMockServer
+            LLMockServer = require_extra(
+                "llmock.testing", "dev", "augment with local_server: true"
+            ).LLMockServer
 
             self._server = LLMockServer()
             self._server.start()

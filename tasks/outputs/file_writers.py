@@ -1,20 +1,17 @@
-"""Streaming, atomic writers for training files: JSON lists, JSON Lines, parquet.
+"""Streaming, atomic files for the outputs: JSON lists, JSON Lines, parquet.
 
-Each file is written under a temporary name in its final folder and renamed when complete, so
-a reader (or a rerun) never sees half a file; memory holds one buffered row group at most.
+Each file is written under a temporary name in its final folder and renamed when committed
+(tasks/outputs/split_files.py commits an output's files together); memory holds one buffered
+parquet row group at most.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
-from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -26,7 +23,16 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-class _TextFile:
+def write_json_atomic(path: Path, value: Any) -> None:
+    text = json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+class TextFile:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path, self.tmp, self.count = path, temp_path(path), 0
@@ -43,7 +49,7 @@ class _TextFile:
         self.tmp.unlink(missing_ok=True)
 
 
-class JsonListWriter(_TextFile):
+class JsonListWriter(TextFile):
     """A JSON list, one item per line: `[\\n item,\\n item\\n]`."""
 
     def __init__(self, path: Path) -> None:
@@ -64,7 +70,7 @@ class JsonListWriter(_TextFile):
         super().commit()
 
 
-class JsonlWriter(_TextFile):
+class JsonlWriter(TextFile):
     def write_json(self, text: str) -> None:
         self.fh.write(text + "\n")
         self.count += 1
@@ -92,7 +98,7 @@ class ParquetWriter:
         self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
 
     def write_table(self, table: pa.Table) -> None:
-        """Rows in arrow form (a batch of examples; `rows_table` makes one from dicts)."""
+        """Rows in arrow form (a batch of examples; arrow_rows.rows_table makes one from dicts)."""
         self.tables.append(table.cast(self.schema))
         self.count += table.num_rows
         self.rows += table.num_rows
@@ -118,89 +124,3 @@ class ParquetWriter:
             self.writer.close()
         finally:
             self.tmp.unlink(missing_ok=True)
-
-
-def rows_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
-    """Row dicts as an arrow table (token-id lists through numpy, see `_array`)."""
-    return pa.Table.from_arrays(
-        [_array([row[f.name] for row in rows], f.type) for f in schema], schema=schema
-    )
-
-
-def _array(values: list[Any], type_: pa.DataType) -> pa.Array:
-    """Lists of token ids as one flat numpy buffer plus offsets: ~5x faster than letting
-    pyarrow convert a list of Python lists."""
-    if not pa.types.is_list(type_):
-        return pa.array(values, type=type_)
-    offsets = np.zeros(len(values) + 1, dtype=np.int32)
-    np.cumsum([len(v) for v in values], out=offsets[1:])
-    flat = np.fromiter(
-        itertools.chain.from_iterable(values),
-        dtype=type_.value_type.to_pandas_dtype(),
-        count=int(offsets[-1]),
-    )
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=type_.value_type))
-
-
-def write_json_atomic(path: Path, value: Any) -> None:
-    text = json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-@dataclass
-class BatchPart:
-    """What one batch adds to one split's files: lines for each JSON file, rows for parquet."""
-
-    lines: list[list[str]]
-    rows: pa.Table | None = None
-
-
-@dataclass
-class BatchDone:
-    """A batch's output (computed in a worker process, written in order by the caller)."""
-
-    parts: dict[str, BatchPart]  # every split the batch's records went to, even if empty
-    counts: Counter[str]
-
-
-@dataclass
-class SplitFiles:
-    """The open files of one split: JSON files in BatchPart.lines order, and parquet."""
-
-    json: list[JsonListWriter | JsonlWriter]
-    parquet: ParquetWriter | None
-
-    def write(self, part: BatchPart) -> None:
-        for writer, lines in zip(self.json, part.lines, strict=True):
-            writer.write_many(lines)
-        if self.parquet is not None and part.rows is not None:
-            self.parquet.write_table(part.rows)
-
-
-class FileSet:
-    """The files of one output, committed together or not at all."""
-
-    def __init__(self) -> None:
-        self.files: list[_TextFile | ParquetWriter] = []
-
-    def add(self, writer: Any) -> Any:
-        self.files.append(writer)
-        return writer
-
-    def commit(self) -> None:
-        for writer in self.files:
-            writer.commit()
-
-    def abort(self) -> None:
-        for writer in self.files:
-            writer.abort()
-
-
-def remove_files(paths: list[Path]) -> None:
-    """Files an earlier run wrote that this run does not (an eval split that is now empty)."""
-    for path in paths:
-        path.unlink(missing_ok=True)
