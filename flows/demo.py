@@ -12,7 +12,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import sftforge
 from sftforge.schemas.loading import ConfigError
 
 DEMO_RECIPES = ("configs/demo.yaml", "configs/demo_selfee.yaml")
@@ -20,11 +19,11 @@ DEMO_RECIPES = ("configs/demo.yaml", "configs/demo_selfee.yaml")
 
 def shipped_root() -> Path:
     """The folder holding `configs/` and `data/`: the installed package, or the checkout."""
-    package = Path(sftforge.__file__).resolve().parent
-    for root in (package, package.parent):  # wheel: sftforge/configs; checkout: ./configs
-        if (root / "configs" / "demo.yaml").is_file() and (root / "data").is_dir():
-            return root
-    raise ConfigError(f"{package}: the shipped recipes (configs/, data/) are not installed")
+    # Installed: sftforge/flows/ beside sftforge/configs/; a checkout: flows/ beside configs/.
+    root = Path(__file__).resolve().parent.parent
+    if (root / "configs" / "demo.yaml").is_file() and (root / "data").is_dir():
+        return root
+    raise ConfigError(f"{root}: the shipped recipes (configs/, data/) are not installed")
 
 
 def _shipped(path: Path) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -179,60 +180,29 @@ def test_a_bad_recipe_or_input_is_a_config_error(tmp_path):
     assert not (tmp_path / "out").exists()  # refused before anything ran
 
 
-BREAKS = """\
-from typing import ClassVar, Literal
-
-from sftforge.schemas.steps import CONVERSATION, register_step
-from sftforge.tasks.base.step_protocol import BatchRunner, BatchStep, StepContext
-
-
-class Breaks(BatchRunner):
-    def apply_batch(self, records):
-        raise RuntimeError("the step broke")
-
-
-@register_step
-class BreaksStep(BatchStep):
-    kinds: ClassVar[tuple[str, ...]] = CONVERSATION
-    step: Literal["api_test_breaks"]
-
-    def make_batch(self, context: StepContext) -> BatchRunner:
-        return Breaks()
-"""
-
-
-def test_a_failed_stage_raises_run_failed_naming_it(tmp_path, monkeypatch):
-    (tmp_path / "api_test_breaks.py").write_text(BREAKS)
-    monkeypatch.syspath_prepend(str(tmp_path))
+def test_a_failed_stage_raises_run_failed_naming_it(tmp_path):
+    source = {"name": "s", "format": "sharegpt", "path": small_demo_inputs(tmp_path)["sharegpt"]}
+    steps = [{"step": "check_structure"}, {"step": "breaks"}]  # tests/example_steps/breaks.py
     recipe = tmp_path / "r.yaml"
     recipe.write_text(
         yaml.safe_dump(
             {
                 "name": "breaks",
                 "output_dir": str(tmp_path / "out"),
-                "plugins": ["api_test_breaks"],
-                "sources": [
-                    {
-                        "name": "s",
-                        "format": "sharegpt",
-                        "path": small_demo_inputs(tmp_path)["sharegpt"],
-                    }
-                ],
-                "steps": [{"step": "check_structure"}, {"step": "api_test_breaks"}],
-                "runner": {"workers": 1},
+                "sources": [source],
+                "plugins": ["tests.example_steps.breaks"],
+                "steps": steps,
             }
         )
     )
     with pytest.raises(sftforge.RunFailed, match="the step broke") as failed:
-        sftforge.run(recipe)
-    assert failed.value.stage == "api_test_breaks"
+        sftforge.run(recipe, sets=["runner.workers=1"])
+    assert failed.value.stage == "breaks"
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
 def test_import_sftforge_is_light():
     code = "import sys, sftforge; print(sorted({'prefect', 'datasets'} & set(sys.modules)))"
-    import subprocess
-
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert shown.stdout.strip() == "[]", shown.stderr
 

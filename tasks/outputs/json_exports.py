@@ -122,16 +122,19 @@ def write_export(final: FinalRecords, output: OutputConfig) -> str:
     shard_of = _shard_of(output, final.seed)
     splitter = final.splitter
     with SplitFiles(output_layout(final.out / "export", output, final.split_used)) as files:
-        for split in splitter.names:
-            for shard in range(output.shards.count if output.shards else 1):
-                files.open(split, shard)
+        # Every file opened up front; rows then go straight to its writer (the per-row path).
+        writers = {
+            (split, shard): files.open(split, shard).json[0]
+            for split in splitter.names
+            for shard in range(output.shards.count if output.shards else 1)
+        }
         for record in final.records(_alpaca_columns(output, final)):
             if output.datasets is not None and record.get("dataset") not in output.datasets:
                 continue
             split = splitter(record)
             row = export_row(output.format, record)
             text = row if isinstance(row, str) else _ENCODE(row)
-            files.write_json(split, text, shard_of(record, split))
+            writers[split, shard_of(record, split)].write_json(text)
     return str(final.out / "export" / export_name(output))
 
 
