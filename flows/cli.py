@@ -7,16 +7,10 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn
 
+from sftforge.flows.cli_args import build_parser
 from sftforge.schemas.loading import ConfigError
 from sftforge.tasks.pipeline.request import RunRequest, prefect_defaults
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, exit 2, as for a bad config
-        print(f"sftforge: {message}", file=sys.stderr)
-        raise SystemExit(2)
 
 
 def _inputs(pairs: list[str]) -> dict[str, str]:
@@ -182,100 +176,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="sftforge", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    def recipe_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("config", help="recipe YAML")
-        p.add_argument(
-            "--input",
-            action="append",
-            default=[],
-            metavar="NAME=PATH",
-            help="replace the path (file, glob or directory) of source NAME",
-        )
-        p.add_argument("--out", help="output directory (replaces output_dir)")
-        p.add_argument(
-            "--set",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override any config value, e.g. steps[2].min_score=0.8",
-        )
-
-    run = sub.add_parser("run", help="run a recipe as a Prefect flow")
-    recipe_args(run)
-    run.add_argument("--quiet", action="store_true", help="no progress and no summary")
-    run.add_argument("--verbose", action="store_true", help="show Prefect's task logs")
-    run.set_defaults(fn=cmd_run)
-
-    validate = sub.add_parser("validate", help="check a recipe and its inputs")
-    recipe_args(validate)
-    validate.set_defaults(fn=cmd_validate)
-
-    backfill = sub.add_parser(
-        "backfill", help="run a recipe once per partition of its input (e.g. per day)"
-    )
-    recipe_args(backfill)
-    backfill.add_argument(
-        "--partitions",
-        required=True,
-        metavar="SPEC",
-        help="2023-04-01..2023-04-30, a list a,b,c, or all",
-    )
-    backfill.add_argument(
-        "--force", action="store_true", help="rerun partitions that are already complete"
-    )
-    backfill.add_argument(
-        "--parallel", type=int, default=1, metavar="K", help="partitions at a time (default 1)"
-    )
-    backfill.add_argument(
-        "--retries", type=int, default=1, metavar="N", help="retries of a failed partition"
-    )
-    backfill.add_argument(
-        "--deployment",
-        metavar="NAME",
-        help="run each partition through this deployment, "
-        "e.g. sftforge/openchat_sharegpt (needs PREFECT_API_URL and a worker)",
-    )
-    backfill.add_argument("--quiet", action="store_true", help="only the final table")
-    backfill.add_argument("--verbose", action="store_true", help="show Prefect's task logs")
-    backfill.set_defaults(fn=cmd_backfill)
-
-    push = sub.add_parser("push", help="publish a run's dataset on the Hugging Face Hub")
-    push.add_argument("out", help="the run's output directory")
-    push.add_argument("--repo-id", required=True, metavar="ORG/NAME")
-    push.add_argument("--private", action="store_true", help="create the repository private")
-    push.add_argument(
-        "--dry-run", metavar="DIR", help="write what would be uploaded to DIR; upload nothing"
-    )
-    push.add_argument(
-        "--token-block",
-        metavar="NAME",
-        default=os.environ.get("SFTFORGE_HF_TOKEN_BLOCK"),
-        help="Prefect Secret block holding the token when HF_TOKEN is not set",
-    )
-    push.add_argument(
-        "--max-shard-mb", type=float, default=500.0, help="largest parquet shard (default 500)"
-    )
-    push.set_defaults(fn=cmd_push)
-
-    report = sub.add_parser("report", help="write OUT/report.html with plots of a run")
-    report.add_argument("out", help="the run's output directory")
-    report.set_defaults(fn=cmd_report)
-    demo = sub.add_parser(
-        "demo", help="copy the shipped demo recipes and data into DIR and run them there"
-    )
-    demo.add_argument("dir", nargs="?", default="sftforge-demo", help="default: sftforge-demo")
-    demo.add_argument("--copy-only", action="store_true", help="copy, print DIR, run nothing")
-    demo.add_argument("--quiet", action="store_true", help="no progress and no summary")
-    demo.set_defaults(fn=cmd_demo)
-    return parser
+COMMANDS = {
+    "run": cmd_run,
+    "validate": cmd_validate,
+    "backfill": cmd_backfill,
+    "push": cmd_push,
+    "report": cmd_report,
+    "demo": cmd_demo,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(COMMANDS).parse_args(argv)
     try:
         return args.fn(args)
     except ConfigError as exc:

@@ -57,6 +57,11 @@ class StepBase(BaseModel):
     def output_kind(self, input_kind: str) -> str:
         return input_kind
 
+    def required_extras(self) -> dict[str, tuple[str, str]]:
+        """Optional modules the step will import, as {module: (extra, what needs it)}:
+        checked before a run starts, so a missing extra is one line, not a failed stage."""
+        return {}
+
     def required_files(self) -> dict[str, str]:
         """Files the step reads, by option name: checked before a run starts, so that it never
         starts only to fail on its first record."""

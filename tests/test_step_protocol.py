@@ -147,3 +147,13 @@ def test_two_augment_stages_at_once_each_report_to_their_own_display(tmp_path, m
         assert lines[name], name
         done = [int(line.split(" done")[0]) for line in lines[name]]
         assert max(done) == n, (name, lines[name][-1])  # its own records, all of them
+
+
+def test_help_lists_every_registered_step(capsys):
+    from sftforge.flows.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    listed = capsys.readouterr().out.split("steps:")[1]
+    for name, cls in registered_steps().items():
+        assert f"  {name} " in listed and ", ".join(cls.kinds) in listed

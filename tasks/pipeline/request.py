@@ -19,6 +19,16 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from sftforge.schemas.loading import ConfigError, load_recipe, resolve_source_files
 from sftforge.schemas.recipe import Recipe
+from sftforge.tasks.base.extras import require_extra
+from sftforge.tasks.outputs.registry import check_outputs
+
+
+def final_kind(recipe: Recipe) -> str:
+    """The kind of record the recipe's last step puts out (what its outputs must hold)."""
+    kind = recipe.source_kind
+    for step in recipe.steps:
+        kind = step.output_kind(kind)
+    return kind
 
 
 @dataclass(frozen=True)
@@ -56,10 +66,16 @@ class RunRequest(BaseModel):
         return dict(self.inputs)
 
     def recipe(self) -> Recipe:
-        """Read the recipe file and validate it with the overrides (ConfigError: one line)."""
-        return load_recipe(
+        """Read the recipe file and validate it with the overrides, its outputs included
+        (ConfigError: one line)."""
+        recipe = load_recipe(
             self.recipe_path, sets=list(self.sets), inputs=self.input_map, out=self.out
         )
+        try:
+            check_outputs(recipe.outputs, final_kind(recipe), split_used=recipe.split is not None)
+        except ValueError as exc:
+            raise ConfigError(f"{self.recipe_path}: {exc}") from None
+        return recipe
 
     def load(self, recipe: Recipe | None = None, *, check_inputs: bool = False) -> LoadedRecipe:
         """The recipe (read now unless given) and its sources' files. `check_inputs` also
@@ -68,6 +84,10 @@ class RunRequest(BaseModel):
         files = resolve_source_files(recipe, self.recipe_path)
         if check_inputs:
             from sftforge.tasks.readers.sources import UnreadableInput, probe
+
+            for step in recipe.steps:
+                for module, (extra, what) in step.required_extras().items():
+                    require_extra(module, extra, what)
 
             for source in recipe.sources:
                 try:

@@ -63,6 +63,8 @@ def check_structure(
 
 @register_step
 class CheckStructureStep(RecordStep):
+    """FastChat's structure checks: alternating roles, trimmed ends, length limits."""
+
     kinds: ClassVar[tuple[str, ...]] = CONVERSATION
     step: Literal["check_structure"]
     min_messages: int = Field(default=2, ge=1)

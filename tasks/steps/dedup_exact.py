@@ -140,8 +140,8 @@ class DedupPass(FilterPass):
 
 @register_step
 class DedupExactStep(FilterPassStep):
-    """Conversations: the whole cleaned conversation. Instructions: the user query
-    (instruction + input), SelFee's user-query dedup."""
+    """Exact dedup, first occurrence in input order kept: conversations on the whole cleaned
+    conversation, instructions on the user query (instruction + input, SelFee's)."""
 
     decides_per_shard: ClassVar[bool] = True
     step: Literal["dedup_exact"]

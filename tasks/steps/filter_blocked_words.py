@@ -32,6 +32,8 @@ def make_blocked_words_filter(words: list[str]) -> Callable[[dict[str, Any]], An
 
 @register_step
 class FilterBlockedWordsStep(RecordStep):
+    """Drop records that mention a blocked word (case-insensitive substring)."""
+
     step: Literal["filter_blocked_words"]
     words: list[str] = Field(min_length=1)
 

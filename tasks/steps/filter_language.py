@@ -98,6 +98,8 @@ def make_language_filter(
 
 @register_step
 class FilterLanguageStep(RecordStep):
+    """fastText lid.176 language ID on user, assistant or all text; code blocks removed."""
+
     step: Literal["filter_language"]
     languages: list[str] = Field(default=["en"], min_length=1)
     min_score: float = Field(default=0.3, ge=0.0, le=1.0)

@@ -249,6 +249,8 @@ def convert_messages(record: dict[str, Any], roles: list[str]) -> dict[str, Any]
 
 @register_step
 class HtmlToMarkdownStep(RecordStep):
+    """ChatGPT's rendered HTML -> Markdown, code blocks byte-exact (FastChat, fixed)."""
+
     kinds: ClassVar[tuple[str, ...]] = CONVERSATION
     converts_text: ClassVar[bool] = True
     step: Literal["html_to_markdown"]

@@ -23,7 +23,7 @@ _TOKENS = ("prompt_tokens", "completion_tokens")
 
 @register_step
 class AugmentStep(BatchStep, AugmentOptions):  # this order keeps `step`, `name` first
-    """SelFee's answer -> feedback -> revision loop (options: options.py)."""
+    """SelFee's answer -> feedback -> revision loop over an OpenAI-compatible API."""
 
     kinds: ClassVar[tuple[str, ...]] = INSTRUCTION
     summary_key: ClassVar[str | None] = "augment"
@@ -35,6 +35,11 @@ class AugmentStep(BatchStep, AugmentOptions):  # this order keeps `step`, `name`
 
     def output_kind(self, input_kind: str) -> str:
         return "augmented"
+
+    def required_extras(self) -> dict[str, tuple[str, str]]:
+        if self.local_server and not os.environ.get(self.base_url_env):
+            return {"llmock.testing": ("dev", "augment with local_server: true")}
+        return {}
 
     def make_batch(self, context: StepContext) -> AugmentShards:
         return AugmentShards(self, context)
