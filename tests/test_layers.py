@@ -8,8 +8,12 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-FOLDERS = {"schemas": "sftforge.schemas", "tasks": "sftforge.tasks", "flows": "sftforge.flows",
-           "sftforge": "sftforge"}
+FOLDERS = {
+    "schemas": "sftforge.schemas",
+    "tasks": "sftforge.tasks",
+    "flows": "sftforge.flows",
+    "sftforge": "sftforge",
+}
 LAYERS = [
     ("sftforge.schemas",),
     ("sftforge.tasks.base",),

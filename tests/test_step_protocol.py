@@ -46,10 +46,16 @@ def test_the_recipe_schema_is_the_registry(tmp_path):
     mapping = schema["properties"]["steps"]["items"]["discriminator"]["mapping"]
     assert set(mapping) == set(registered_steps())
     path = tmp_path / "r.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "r", "output_dir": "out", "steps": [{"step": "nope"}],
-        "sources": [{"name": "s", "format": "sharegpt", "path": "x.jsonl"}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "r",
+                "output_dir": "out",
+                "steps": [{"step": "nope"}],
+                "sources": [{"name": "s", "format": "sharegpt", "path": "x.jsonl"}],
+            }
+        )
+    )
     with pytest.raises(ConfigError) as error:
         load_recipe(path)
     assert all(name in str(error.value) for name in registered_steps())
@@ -57,22 +63,46 @@ def test_the_recipe_schema_is_the_registry(tmp_path):
 
 def _plugin_recipe(tmp_path: Path, plugins: list[str]) -> Path:
     rows = [
-        {"id": "a", "conversations": [{"from": "human", "value": "mail me at ann@example.org"},
-                                      {"from": "gpt", "value": "Sure, bob@example.com here."}]},
-        {"id": "b", "conversations": [{"from": "human", "value": "x@y.io"},
-                                      {"from": "gpt", "value": "z@w.io"}]},
-        {"id": "c", "conversations": [{"from": "human", "value": "no address"},
-                                      {"from": "gpt", "value": "fine"}]},
+        {
+            "id": "a",
+            "conversations": [
+                {"from": "human", "value": "mail me at ann@example.org"},
+                {"from": "gpt", "value": "Sure, bob@example.com here."},
+            ],
+        },
+        {
+            "id": "b",
+            "conversations": [
+                {"from": "human", "value": "x@y.io"},
+                {"from": "gpt", "value": "z@w.io"},
+            ],
+        },
+        {
+            "id": "c",
+            "conversations": [
+                {"from": "human", "value": "no address"},
+                {"from": "gpt", "value": "fine"},
+            ],
+        },
     ]
     data = tmp_path / "in.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     path = tmp_path / "r.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "plugin", "output_dir": str(tmp_path / "out"), "plugins": plugins,
-        "sources": [{"name": "s", "format": "sharegpt", "path": str(data)}],
-        "steps": [{"step": "redact_emails", "replacement": "[email]"}, {"step": "dedup_exact"}],
-        "runner": {"workers": 2, "shard_size": 2},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "plugin",
+                "output_dir": str(tmp_path / "out"),
+                "plugins": plugins,
+                "sources": [{"name": "s", "format": "sharegpt", "path": str(data)}],
+                "steps": [
+                    {"step": "redact_emails", "replacement": "[email]"},
+                    {"step": "dedup_exact"},
+                ],
+                "runner": {"workers": 2, "shard_size": 2},
+            }
+        )
+    )
     return path
 
 
@@ -92,8 +122,11 @@ def test_a_step_from_outside_the_package_runs_in_a_recipe(tmp_path):
     body = flow_for(2)(request=RunRequest(recipe_path=str(path)), quiet=True)
     stage = {s["name"]: s for s in body["stages"]}["redact_emails"]
     assert (stage["in"], stage["out"], stage["rejected"]) == (3, 2, {"only_emails": 1})
-    rows = [r for p in sorted((tmp_path / "out" / "dataset").glob("*.parquet"))
-            for r in pq.read_table(p).to_pylist()]
+    rows = [
+        r
+        for p in sorted((tmp_path / "out" / "dataset").glob("*.parquet"))
+        for r in pq.read_table(p).to_pylist()
+    ]
     assert [r["id"] for r in rows] == ["a", "c"]
     assert rows[0]["messages"][0]["content"] == "mail me at [email]"
     assert "redact_emails" in registered_steps()
@@ -104,14 +137,35 @@ def _augment_recipe(tmp_path: Path, name: str, n: int) -> Path:
     data = tmp_path / f"{name}.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": name, "output_dir": str(tmp_path / name), "seed": 1,
-        "sources": [{"name": "alpaca", "format": "hf", "path": str(data),
-                     "mapping": {"instruction": "{instruction}", "input": "{input}"}}],
-        "steps": [{"step": "augment", "local_server": True, "rpm": 60000, "tpm": 10000000,
-                   "ramp_seconds": 0, "max_iterations": 2, "concurrency": 2,
-                   "max_tokens": {"answer": 32, "feedback": 16, "revision": 32}}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                "output_dir": str(tmp_path / name),
+                "seed": 1,
+                "sources": [
+                    {
+                        "name": "alpaca",
+                        "format": "hf",
+                        "path": str(data),
+                        "mapping": {"instruction": "{instruction}", "input": "{input}"},
+                    }
+                ],
+                "steps": [
+                    {
+                        "step": "augment",
+                        "local_server": True,
+                        "rpm": 60000,
+                        "tpm": 10000000,
+                        "ramp_seconds": 0,
+                        "max_iterations": 2,
+                        "concurrency": 2,
+                        "max_tokens": {"answer": 32, "feedback": 16, "revision": 32},
+                    }
+                ],
+            }
+        )
+    )
     return path
 
 
