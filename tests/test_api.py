@@ -18,6 +18,7 @@ import yaml
 import sftforge
 from sftforge.schemas import loading
 from sftforge.tasks.pipeline.request import RunRequest
+from tests.ops.ops_support import make_partitions
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -254,34 +255,10 @@ def test_the_deployment_entry_point_builds_the_same_request(tmp_path, reads, req
     }
 
 
-PARTITIONED = """\
-name: daily
-output_dir: {out}
-sources:
-  - name: sharegpt
-    format: sharegpt
-    path: {dumps}
-partitions:
-  source: sharegpt
-  pattern: {dumps}/{{date}}/*.jsonl
-steps:
-  - step: check_structure
-  - step: dedup_exact
-runner:
-  workers: 1
-"""
-
-
 def test_a_backfill_reads_each_partitions_recipe_once(tmp_path, reads, requests):
     from sftforge.flows.cli import main
 
-    lines = (REPO / "data" / "sharegpt_sample.jsonl").read_text().splitlines()
-    for day in (1, 2):
-        dump = tmp_path / "dumps" / f"2023-04-0{day}" / "sg.jsonl"
-        dump.parent.mkdir(parents=True)
-        dump.write_text("\n".join(lines[day * 20 : day * 20 + 20]) + "\n")
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(PARTITIONED.format(out=tmp_path / "out", dumps=tmp_path / "dumps"))
+    recipe = make_partitions(tmp_path, [1, 2], records=20, workers=1)
     spec = "2023-04-01..2023-04-03"  # the 3rd has no files: planned, never run
     assert main(["backfill", str(recipe), "--partitions", spec, "--quiet"]) == 0
     # Once for the plan, once per partition with files (its hash); the runs read nothing.
