@@ -14,12 +14,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sftforge.schemas.steps import StepBase
 from sftforge.tasks.base.outcome import Rejected
+
+if TYPE_CHECKING:  # only for hints: importing a step (augment, in the API engine) stays light
+    import pyarrow as pa
 
 Record = dict[str, Any]
 RecordFn = Callable[[Record], "Record | Rejected"]
