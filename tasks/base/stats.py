@@ -33,6 +33,20 @@ class StageStats:
             fingerprint, n_in, n_out, dict(sorted(counts.items())), round(seconds, 4), summary
         )
 
+    @classmethod
+    def merge(cls, shards: list[StageStats]) -> StageStats:
+        """A whole stage: its shards' counts summed (the fingerprint is per shard: none)."""
+        rejected: Counter[str] = Counter()
+        for stats in shards:
+            rejected.update(stats.rejected)
+        return cls(
+            fingerprint="",
+            n_in=sum(s.n_in for s in shards),
+            n_out=sum(s.n_out for s in shards),
+            rejected=dict(sorted(rejected.items())),
+            seconds=round(sum(s.seconds for s in shards), 3),
+        )
+
     @property
     def n_rejected(self) -> int:
         return sum(self.rejected.values())
@@ -68,17 +82,15 @@ def stage_totals(
     combine: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A stage's manifest entry: its shards summed, and the step's summary combined."""
-    rejected: Counter[str] = Counter()
-    for stats in shards:
-        rejected.update(stats.rejected)
-    totals: dict[str, Any] = {
+    total = StageStats.merge(shards)
+    entry: dict[str, Any] = {
         "name": name,
-        "in": sum(s.n_in for s in shards),
-        "out": sum(s.n_out for s in shards),
-        "rejected": dict(sorted(rejected.items())),
-        "seconds": round(sum(s.seconds for s in shards), 3),
+        "in": total.n_in,
+        "out": total.n_out,
+        "rejected": total.rejected,
+        "seconds": total.seconds,
     }
     parts = [s.summary for s in shards if s.summary is not None]
     if parts and summary_key and combine is not None:
-        totals[summary_key] = combine(parts)
-    return totals
+        entry[summary_key] = combine(parts)
+    return entry
