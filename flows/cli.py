@@ -38,22 +38,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from sftforge.flows.progress import summary_table
-    from sftforge.flows.recipe_flow import run_request
+    from sftforge.flows.recipe_flow import RunFailed, run_checked
 
-    state = run_request(request, loaded=loaded, quiet=args.quiet, return_state=True)
-    if not state.is_completed():
-        from sftforge.tasks.base.extras import MissingExtra
-        from sftforge.tasks.readers.sources import UnreadableInput
-
-        error = state.result(raise_on_failure=False)
-        if isinstance(getattr(error, "__cause__", None), MissingExtra):
-            error = error.__cause__  # an extra a step needs (augment's local server)
-        if isinstance(error, UnreadableInput | MissingExtra):  # or a file broke after the check
-            print(f"sftforge: {error}", file=sys.stderr)
-            return 2
-        print(f"sftforge: run failed: {error}", file=sys.stderr)
+    try:
+        body = run_checked(request, loaded=loaded, quiet=args.quiet)
+    except RunFailed as exc:
+        print(f"sftforge: {exc}", file=sys.stderr)
         return 1
-    body = state.result()
     if not args.quiet:
         Console().print(summary_table(body))
     return 0

@@ -40,6 +40,14 @@ class StageFailed(RuntimeError):
         self.stage = stage
 
 
+class RunFailed(RuntimeError):
+    """A run that started and failed; `stage` names the stage when one failed."""
+
+    def __init__(self, stage: str | None, detail: str) -> None:
+        super().__init__(detail)
+        self.stage = stage
+
+
 @flow(name="sftforge-recipe", log_prints=True)
 def run_recipe(
     request: RunRequest, quiet: bool = True, loaded: LoadedRecipe | None = None
@@ -142,3 +150,25 @@ def run_request(
     runner = loaded.recipe.runner
     flow = flow_for(worker_count(runner.workers), runner)
     return flow(request=request, quiet=quiet, loaded=loaded, return_state=return_state)
+
+
+def run_checked(
+    request: RunRequest, *, loaded: LoadedRecipe | None = None, quiet: bool = True
+) -> dict[str, Any]:
+    """`run_request`, and what its end means — for the CLI and `sftforge.run` alike: the
+    manifest body; ConfigError for an input that broke after the check or a missing extra
+    (exit 2); RunFailed for anything else (exit 1)."""
+    from sftforge.schemas.loading import ConfigError
+    from sftforge.tasks.readers.sources import UnreadableInput
+
+    state = run_request(request, loaded=loaded, quiet=quiet, return_state=True)
+    if state.is_completed():
+        return state.result()
+    error = state.result(raise_on_failure=False)
+    if isinstance(getattr(error, "__cause__", None), ConfigError):
+        error = error.__cause__  # an extra a step needs, found missing inside its stage
+    if isinstance(error, UnreadableInput | ConfigError):
+        raise ConfigError(str(error)) from error
+    stage = error.stage if isinstance(error, StageFailed) else None
+    cause = error if isinstance(error, BaseException) else None
+    raise RunFailed(stage, f"run failed: {error}") from cause

@@ -185,6 +185,14 @@ class Recipe(_Strict):
     def source_kind(self) -> str:
         return self.sources[0].kind
 
+    @property
+    def final_kind(self) -> str:
+        """The kind of record the last step puts out (what the outputs must hold)."""
+        kind = self.source_kind
+        for step in self.steps:
+            kind = step.output_kind(kind)
+        return kind
+
     @classmethod
     def from_yaml(
         cls,

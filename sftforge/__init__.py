@@ -15,7 +15,7 @@ _LAZY = {
     "run": "sftforge.api",
     "load": "sftforge.api",
     "RunResult": "sftforge.api",
-    "RunFailed": "sftforge.api",
+    "RunFailed": "sftforge.flows.recipe_flow",
     "ConfigError": "sftforge.schemas.loading",
     "Recipe": "sftforge.schemas.recipe",
     "RunRequest": "sftforge.tasks.pipeline.request",
@@ -23,7 +23,8 @@ _LAZY = {
 __all__ = ["ConfigError", "Recipe", "RunFailed", "RunRequest", "RunResult", "load", "run"]
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time, `__getattr__` below
-    from sftforge.api import RunFailed, RunResult, load, run
+    from sftforge.api import RunResult, load, run
+    from sftforge.flows.recipe_flow import RunFailed
     from sftforge.schemas.loading import ConfigError
     from sftforge.schemas.recipe import Recipe
     from sftforge.tasks.pipeline.request import RunRequest

@@ -20,15 +20,7 @@ from sftforge.tasks.pipeline.request import RunRequest, prefect_defaults
 if TYPE_CHECKING:
     from datasets import DatasetDict
 
-__all__ = ["ConfigError", "Recipe", "RunFailed", "RunResult", "load", "run"]
-
-
-class RunFailed(RuntimeError):
-    """A run that started and failed; `stage` names the stage when one failed."""
-
-    def __init__(self, stage: str | None, detail: str) -> None:
-        super().__init__(detail)
-        self.stage = stage
+__all__ = ["ConfigError", "Recipe", "RunResult", "load", "run"]
 
 
 @dataclass(frozen=True)
@@ -82,18 +74,12 @@ def run(
     loaded = request.load(check_inputs=True)
     prefect_defaults(verbose=False)
 
-    from sftforge.flows.recipe_flow import StageFailed, run_request
-    from sftforge.tasks.readers.sources import UnreadableInput
+    from sftforge.flows.recipe_flow import RunFailed, run_checked
 
-    state = run_request(request, loaded=loaded, quiet=quiet, return_state=True)
-    if not state.is_completed():
-        error = state.result(raise_on_failure=False)
-        if isinstance(error, UnreadableInput):  # a file that broke after the check: exit 2
-            raise ConfigError(str(error)) from error
-        stage = error.stage if isinstance(error, StageFailed) else None
-        cause = error if isinstance(error, BaseException) else None
-        raise RunFailed(stage, f"{request.recipe_path}: run failed: {error}") from cause
-    body = state.result()
+    try:
+        body = run_checked(request, loaded=loaded, quiet=quiet)
+    except RunFailed as exc:  # the message names the recipe, as a ConfigError's does
+        raise RunFailed(exc.stage, f"{request.recipe_path}: {exc}") from exc.__cause__
     out_dir = Path(body["output_dir"])
     outputs = {
         name: Path(entry["path"] if isinstance(entry, dict) else entry)

@@ -23,14 +23,6 @@ from sftforge.tasks.base.extras import require_extra
 from sftforge.tasks.outputs.registry import check_outputs
 
 
-def final_kind(recipe: Recipe) -> str:
-    """The kind of record the recipe's last step puts out (what its outputs must hold)."""
-    kind = recipe.source_kind
-    for step in recipe.steps:
-        kind = step.output_kind(kind)
-    return kind
-
-
 @dataclass(frozen=True)
 class LoadedRecipe:
     """A request's recipe, validated with its overrides applied, and its sources' files."""
@@ -72,7 +64,7 @@ class RunRequest(BaseModel):
             self.recipe_path, sets=list(self.sets), inputs=self.input_map, out=self.out
         )
         try:
-            check_outputs(recipe.outputs, final_kind(recipe), split_used=recipe.split is not None)
+            check_outputs(recipe.outputs, recipe.final_kind, split_used=recipe.split is not None)
         except ValueError as exc:
             raise ConfigError(f"{self.recipe_path}: {exc}") from None
         return recipe
