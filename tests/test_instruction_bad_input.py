@@ -42,25 +42,23 @@ def test_missing_fields_wrong_types_empty_instructions(tmp_path):
     kept, rejects = convert(path)
     assert [r["instruction"] for r in kept] == ["Name a colour.", "Add"]
     assert kept[1]["input"] == "3"
-    # load_dataset gives every row every column: the missing output arrives as null.
-    assert [r["reason"] for r in rejects] == ["empty_output", "wrong_type", "empty_instruction"]
-    # The row as datasets read it (columns it did not have are null): nothing lost.
-    original = {k: v for k, v in json.loads(rejects[0]["record"]).items() if v is not None}
-    assert original == rows[1]
-    assert rejects[0]["detail"].startswith("a.jsonl#1:")
+    # Rows are read one by one (#12): the row without an output is missing that field.
+    assert [r["reason"] for r in rejects] == ["missing_field", "wrong_type", "empty_instruction"]
+    assert "no field 'output'" in rejects[0]["detail"]
+    # The row exactly as written: nothing lost, nothing added.
+    assert json.loads(rejects[0]["record"]) == rows[1]
+    assert rejects[0]["detail"].startswith("a.jsonl:2:")
 
 
 def test_csv_with_a_broken_quote_keeps_what_came_before(tmp_path):
     path = tmp_path / "a.csv"
     good = "".join(f'"Question {i}","","Answer {i}"\n' for i in range(3))
     path.write_text("instruction,input,output\n" + good + '"broken,"x","y"\n' + good)
-    try:
-        kept, rejects = convert(path)
-    except UnreadableInput as exc:  # the whole file in one block: named, not a traceback
-        assert "a.csv" in str(exc)
-        return
+    kept, rejects = convert(path)
+    # Row by row (#12): the broken row is one reject with its line and text, none lost.
     assert [r["instruction"] for r in kept] == [f"Question {i}" for i in (0, 1, 2, 0, 1, 2)]
-    assert [r["reason"] for r in rejects] in (["empty_output"], ["unreadable_rest"])
+    assert [r["reason"] for r in rejects] == ["invalid_csv"]
+    assert "line 5" in rejects[0]["detail"] and rejects[0]["record"] == '"broken,"x","y"'
 
 
 def test_parquet_with_a_different_schema_rejects_rows(tmp_path):

@@ -38,7 +38,9 @@ def test_jsonl_with_bad_lines_and_blank_lines(tmp_path):
     errors = [i for i in got if i.error]
     assert len(errors) == 2
     assert errors[0].where == "d.jsonl:3" and errors[0].text == "{not json"
-    assert errors[1].reason == "invalid_json"
+    # Bad bytes are named as such (#12), and kept visible as escapes in the reject's text.
+    assert errors[1].reason == "invalid_unicode"
+    assert errors[1].text == '{"id": "bad-utf8", "v": "\\xff\\xfe"}'
 
 
 def test_json_list_is_streamed(tmp_path):
@@ -55,7 +57,9 @@ def test_json_list_truncated_keeps_the_head_and_reports_the_rest(tmp_path):
     path.write_text(text[: len(text) - 40])
     got = items(path)
     assert [i.value["id"] for i in got if i.value] == ["a1", "a2"]
-    assert got[-1].error and "rest of the file was not read" in got[-1].error
+    # The cut record is one reject that keeps its text (#12): nothing is lost.
+    assert got[-1].reason == "truncated_input" and "ends inside a record" in got[-1].error
+    assert got[-1].text == text[: len(text) - 40][text.index('{"id": "a3"') :]
 
 
 def test_json_file_holding_jsonl_and_gzip(tmp_path):

@@ -30,8 +30,9 @@ from sftforge.tasks.base.step_protocol import StepContext
 from sftforge.tasks.pipeline.plan import READ_STAGE, Plan
 from sftforge.tasks.readers.converters import code_contests, first_pair, guanaco_text
 from sftforge.tasks.readers.mapping import MappingError, explode, to_instruction
+from sftforge.tasks.readers.raw import RawItem
 from sftforge.tasks.readers.sharegpt import to_conversation
-from sftforge.tasks.readers.sources import RawItem, iter_source
+from sftforge.tasks.readers.sources import iter_source
 
 # The couplet set needs no mapping in a recipe: upper line -> instruction, lower -> output.
 COUPLETS = InstructionMapping(instruction="{in|nospace}", output="{out|nospace}")
@@ -60,7 +61,7 @@ class SourceConverter:
 
     def __call__(self, item: RawItem) -> Iterator[Outcome]:
         source = self.source
-        fallback_id = f"{source.name}/{item.where}"
+        fallback_id = f"{source.name}/{self._position(item)}"
         if item.error is not None:
             stub = {"id": fallback_id, "source": source.name}
             rejected = Rejected(item.reason, f"{item.where}: {item.error}")
@@ -80,6 +81,13 @@ class SourceConverter:
             result = self._first_pair(result)
         yield self._outcome(result, item, original, fallback_id)
 
+    def _position(self, item: RawItem) -> str:
+        # hf sources have always named a row `file#index` (datasets' row numbers), ShareGPT
+        # dumps `file:line`: kept, since fallback ids are made from it.
+        if self.source.format == "hf" and item.index is not None:
+            return f"{item.where.rsplit(':', 1)[0]}#{item.index}"
+        return item.where
+
     def _first_pair(self, record: dict[str, Any]) -> dict[str, Any] | Rejected:
         for step in self.preprocess:
             result = step(record)
@@ -90,7 +98,8 @@ class SourceConverter:
 
     def _mapped(self, item: RawItem, original: _Original) -> Iterator[Outcome]:
         source = self.source
-        base_id = f"{source.name}-{item.where.rsplit('#', 1)[-1].rsplit(':', 1)[-1]}"
+        position = item.where.rsplit("#", 1)[-1] if item.index is None else item.index
+        base_id = f"{source.name}-{position}"
         if not isinstance(item.value, dict):
             rejected = Rejected(
                 "invalid_record", f"expected an object, got {type(item.value).__name__}"

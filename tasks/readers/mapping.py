@@ -20,10 +20,11 @@ _PATH_PART = re.compile(r"\.?([^.\[\]]+)|\[(-?\d+)\]")
 
 
 class MappingError(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, absent_key: bool = False) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+        self.absent_key = absent_key  # a key the row's object does not have (not a bad index)
 
 
 @lru_cache(maxsize=1024)
@@ -45,7 +46,7 @@ def _lookup(row: Any, path: str) -> Any:
     for key, index in _parse_path(path):
         if key is not None:
             if not isinstance(value, dict) or key not in value:
-                raise MappingError("missing_field", f"no field {path!r}")
+                raise MappingError("missing_field", f"no field {path!r}", absent_key=True)
             value = value[key]
         else:
             assert index is not None
@@ -101,15 +102,27 @@ def _compile(template: str) -> tuple[Segment, ...]:
     return tuple(s for s in segments if s != "")
 
 
-def render(template: str, row: dict[str, Any], strict: bool = False) -> str:
-    """Fill a template. `strict`: a null or empty field fails it (for choices)."""
+def render(
+    template: str, row: dict[str, Any], strict: bool = False, absent: list[str] | None = None
+) -> str:
+    """Fill a template. `strict`: a null, empty or absent field fails it (for choices).
+
+    With an `absent` list (and not strict), a key the row lacks is empty like a null cell —
+    rows of one JSON file need not all have every key, as a table's columns would — and its
+    path is added to the list, so that an empty result is reported as the missing field."""
     out: list[str] = []
     for segment in _compile(template):
         if isinstance(segment, str):
             out.append(segment)
             continue
         path, filters = segment
-        value = _lookup(row, path)
+        try:
+            value = _lookup(row, path)
+        except MappingError as exc:
+            if strict or absent is None or not exc.absent_key:
+                raise
+            absent.append(path)
+            continue
         for name in filters:
             value = _apply(value, name, path)
         if value is None or (strict and value == ""):
@@ -120,10 +133,10 @@ def render(template: str, row: dict[str, Any], strict: bool = False) -> str:
     return "".join(out)
 
 
-def render_choice(template: Template, row: dict[str, Any]) -> str:
+def render_choice(template: Template, row: dict[str, Any], absent: list[str] | None = None) -> str:
     """A list of templates: the first whose fields are all present and non-empty."""
     if isinstance(template, str):
-        return render(template, row)
+        return render(template, row, absent=absent)
     for alternative in template:
         try:
             text = render(alternative, row, strict=True)
@@ -134,7 +147,7 @@ def render_choice(template: Template, row: dict[str, Any]) -> str:
         if text.strip():
             return text
     # None fits: the last one, leniently, so the error (or emptiness) is about it.
-    return render(template[-1], row) if template else ""
+    return render(template[-1], row, absent=absent) if template else ""
 
 
 def explode(row: dict[str, Any], field: str | None) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -158,17 +171,19 @@ def to_instruction(
     meta_fields: list[str],
     id_suffix: str = "",
 ) -> dict[str, Any] | Rejected:
+    absent_instruction: list[str] = []
+    absent_output: list[str] = []
     try:
-        instruction = render_choice(mapping.instruction, row)
-        input_text = render_choice(mapping.input, row)
-        output = render_choice(mapping.output, row)
-        record_id = render(mapping.id, row) + id_suffix if mapping.id else fallback_id
+        instruction = render_choice(mapping.instruction, row, absent_instruction)
+        input_text = render_choice(mapping.input, row, [])
+        output = render_choice(mapping.output, row, absent_output)
+        record_id = render(mapping.id, row, absent=[]) + id_suffix if mapping.id else fallback_id
     except MappingError as exc:
         return Rejected(exc.reason, exc.detail)
     if not instruction.strip():
-        return Rejected("empty_instruction", "the instruction renders empty")
+        return _empty("instruction", absent_instruction)
     if mapping.output and not output.strip():
-        return Rejected("empty_output", "the output renders empty")
+        return _empty("output", absent_output)
     meta = {name: row[name] for name in meta_fields if name in row}
     return {
         "id": record_id,
@@ -179,3 +194,9 @@ def to_instruction(
         "output": output,
         "meta": meta,
     }
+
+
+def _empty(field: str, absent: list[str]) -> Rejected:
+    if absent:
+        return Rejected("missing_field", f"no field {absent[0]!r} (the {field} renders empty)")
+    return Rejected(f"empty_{field}", f"the {field} renders empty")

@@ -8,35 +8,31 @@ line, HF datasets with `streaming=True`.
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
-
-import ijson
+from typing import Any
 
 from sftforge.schemas.recipe import SourceConfig
+from sftforge.tasks.readers.byte_streams import first_line, first_non_space, iter_chunks
+from sftforge.tasks.readers.json_files import iter_json_values, iter_jsonl
+from sftforge.tasks.readers.json_text import (
+    DECODER,
+    Problem,
+    check_bytes,
+    kept_text,
+    parse_problem,
+)
+from sftforge.tasks.readers.raw import RawItem
+from sftforge.tasks.readers.table_files import iter_csv, iter_text_lines
 
-
-@dataclass(frozen=True, slots=True)
-class RawItem:
-    where: str  # "file.jsonl:12" — names the record for humans and for fallback ids
-    value: Any = None  # the parsed record
-    text: str | None = None  # the original text, when it could not be parsed
-    error: str | None = None  # why it could not be parsed
-    reason: str = "invalid_json"  # the reject reason when it could not be parsed
-
+__all__ = ["RawItem", "UnreadableInput", "iter_source", "iter_sharegpt_file", "probe"]
 
 _NEXT_DATA = re.compile(
     rb"<script[^>]*\bid=[\"']__NEXT_DATA__[\"'][^>]*>(.*?)</script\s*>", re.S | re.I
 )
-
-
-def _open(path: Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+_PAGE_LIMIT = 256 << 20  # a saved page larger than this is not a chat page
 
 
 def _logical_suffix(path: Path) -> str:
@@ -44,114 +40,78 @@ def _logical_suffix(path: Path) -> str:
     return suffixes[-1] if suffixes else ""
 
 
-def _first_char(path: Path) -> bytes:
-    with _open(path) as fh:
-        while chunk := fh.read(4096):
-            stripped = chunk.lstrip().lstrip(b"\xef\xbb\xbf").lstrip()
-            if stripped:
-                return stripped[:1]
-    return b""
+def _read_page(path: Path) -> bytes:
+    data = bytearray()
+    for chunk in iter_chunks(path):  # TruncatedInput: the caller keeps what the page held
+        data += chunk
+        if len(data) > _PAGE_LIMIT:
+            break
+    return bytes(data)
 
 
-def iter_jsonl(path: Path) -> Iterator[RawItem]:
-    with _open(path) as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path.name}:{lineno}"
-            try:
-                yield RawItem(where, value=json.loads(line))
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                text = line.decode("utf-8", errors="replace").rstrip("\n")
-                yield RawItem(where, text=text, error=f"not JSON: {exc}")
-
-
-def iter_json_values(path: Path) -> Iterator[RawItem]:
-    """A JSON list (`[{…}, …]`) or concatenated top-level values, streamed with ijson."""
-    list_mode = _first_char(path) == b"["
-    index = 0
-    with _open(path) as fh:
-        items = (
-            ijson.items(fh, "item", use_float=True)
-            if list_mode
-            else ijson.items(fh, "", multiple_values=True, use_float=True)
-        )
-        try:
-            for value in items:
-                yield RawItem(f"{path.name}#{index}", value=value)
-                index += 1
-        except (ijson.JSONError, ijson.IncompleteJSONError, UnicodeDecodeError) as exc:
-            # A streaming parser cannot resynchronise inside a broken list: what follows the
-            # error is reported as one reject, so the loss is visible and counted.
-            yield RawItem(
-                f"{path.name}#{index}",
-                text="",
-                error=f"not JSON after item {index}; the rest of the file was not read: {exc}",
-            )
+def _page_reject(path: Path, script: bytes, problem: Problem) -> RawItem:
+    # A page that parses but is not a conversation is `invalid_record`; bad text keeps its reason.
+    reason = "invalid_record" if problem.reason == "invalid_json" else problem.reason
+    text, cut = kept_text(script)
+    why = f"unreadable __NEXT_DATA__: {problem.detail}{cut}"
+    return RawItem(path.name, text=text, error=why, reason=reason)
 
 
 def iter_html_page(path: Path) -> Iterator[RawItem]:
     """A saved ShareGPT page: the conversation is in <script id="__NEXT_DATA__">."""
-    data = path.read_bytes()
+    data = _read_page(path)
     match = _NEXT_DATA.search(data)
     if match is None:
-        snippet = data[:2000].decode("utf-8", errors="replace")
-        yield RawItem(
-            path.name,
-            text=snippet,
-            error="no __NEXT_DATA__ script in the page",
-            reason="invalid_record",
-        )
+        snippet, _ = kept_text(data[:2000])
+        why = "no __NEXT_DATA__ script in the page"
+        yield RawItem(path.name, text=snippet, error=why, reason="invalid_record")
         return
+    script = match.group(1)
     try:
-        payload = json.loads(match.group(1))
-        props = payload["props"]["pageProps"]
-        content = props["content"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        text = match.group(1)[:100_000].decode("utf-8", errors="replace")
-        yield RawItem(
-            path.name,
-            text=text,
-            error=f"unreadable __NEXT_DATA__: {exc!r}",
-            reason="invalid_record",
-        )
+        payload = DECODER.decode(script.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        yield _page_reject(path, script, parse_problem(exc))
         return
-    if not isinstance(content, dict):
-        yield RawItem(
-            path.name,
-            text=json.dumps(content),
-            error="pageProps.content is not an object",
-            reason="invalid_record",
-        )
+    problem = check_bytes(payload, script)
+    props = payload.get("props", {}).get("pageProps") if isinstance(payload, dict) else None
+    content = props.get("content") if isinstance(props, dict) else None
+    if problem is None and not isinstance(content, dict):
+        problem = Problem("invalid_record", "props.pageProps.content is not an object")
+    if problem is not None:
+        yield _page_reject(path, script, problem)
         return
     record = {
-        "id": props.get("id") or content.get("id") or path.stem,
-        "conversations": content.get("items"),
-        "model": content.get("model"),
-        "title": content.get("title"),
+        "id": props.get("id") or content.get("id") or path.stem,  # type: ignore[union-attr]
+        "conversations": content.get("items"),  # type: ignore[union-attr]
+        "model": content.get("model"),  # type: ignore[union-attr]
+        "title": content.get("title"),  # type: ignore[union-attr]
     }
     yield RawItem(path.name, value=record)
 
 
-def iter_sharegpt_file(path: Path) -> Iterator[RawItem]:
-    suffix = _logical_suffix(path)
-    if suffix not in (".html", ".htm") and _first_char(path) == b"":
-        return  # an empty dump holds no records
-    if suffix in (".html", ".htm"):
-        yield from iter_html_page(path)
-    elif suffix == ".jsonl" or _first_char(path) == b"{" and _looks_like_jsonl(path):
+def iter_json_file(path: Path) -> Iterator[RawItem]:
+    """JSON Lines, a JSON list or JSON values one after another, told apart by content."""
+    first = first_non_space(path)
+    if first == b"":
+        return  # an empty file holds no records
+    if _logical_suffix(path) == ".jsonl" or first == b"{" and _looks_like_jsonl(path):
         yield from iter_jsonl(path)
     else:
         yield from iter_json_values(path)
 
 
+def iter_sharegpt_file(path: Path) -> Iterator[RawItem]:
+    if _logical_suffix(path) in (".html", ".htm"):
+        yield from iter_html_page(path)
+    else:
+        yield from iter_json_file(path)
+
+
 def _looks_like_jsonl(path: Path) -> bool:
     """A `.json` file whose first line is a whole object is JSON Lines (FastChat writes both)."""
-    with _open(path) as fh:
-        first = fh.readline()
     try:
-        return isinstance(json.loads(first), dict)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        return isinstance(json.loads(first_line(path)), dict)
+    except (ValueError, RecursionError):
         return False
 
 
@@ -178,14 +138,12 @@ def _iter_dataset(ds: Any, label: str) -> Iterator[RawItem]:
             return
         except Exception as exc:
             if index == 0:
-                raise UnreadableInput(
-                    f"{label}: cannot be read: {type(exc).__name__}: {exc}"
-                ) from exc
+                raise UnreadableInput(f"{label}: cannot be read: {_one_line(exc)}") from exc
             # Broken part-way (a CSV quote, a bad block): keep what came before, say so.
             yield RawItem(
                 f"{label}#{index}",
                 text="",
-                error=f"unreadable after row {index}; the rest was not read: {exc}",
+                error=f"unreadable after row {index}; the rest was not read: {_one_line(exc)}",
                 reason="unreadable_rest",
             )
             return
@@ -193,54 +151,74 @@ def _iter_dataset(ds: Any, label: str) -> Iterator[RawItem]:
         index += 1
 
 
-_BUILDERS = {
-    ".json": "json",
-    ".jsonl": "json",
-    ".csv": "csv",
-    ".parquet": "parquet",
-    ".txt": "text",
-    ".arrow": "arrow",
-}
+# Local files sftforge reads itself, row by row; `datasets` reads the rest (and Hub ids).
+_OWN_READERS = {".json": iter_json_file, ".jsonl": iter_json_file, ".csv": iter_csv}
+_OWN_READERS[".txt"] = iter_text_lines
+_DATASETS_BUILDERS = {".parquet": "parquet", ".arrow": "arrow"}
+_PROBE_ROWS = 100
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line: Hub and `datasets` errors run to many (and to URLs)."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {first[:300]}"
 
 
 def iter_hf(source: SourceConfig, files: list[Path] | None) -> Iterator[RawItem]:
-    """Anything `datasets.load_dataset` reads, streamed: an HF dataset id, or local files.
+    """An HF dataset id (through `datasets`, streamed), or local files: JSON, JSON Lines,
+    CSV and text row by row with sftforge's readers, parquet and arrow through `datasets`.
 
-    Local files are loaded one at a time, so that a bad file is named and does not take
+    Local files are read one at a time, so that a bad file is named and does not take
     the others with it.
     """
-    import datasets  # imported here: it is slow to import and only these readers need it
-
     if source.dataset:
+        import datasets  # imported here: it is slow to import and only these readers need it
+
         try:
             ds = datasets.load_dataset(
                 source.dataset, name=source.subset, split=source.split, streaming=True
             )
         except Exception as exc:
-            raise UnreadableInput(f"{source.dataset}: {type(exc).__name__}: {exc}") from exc
+            raise UnreadableInput(f"{source.dataset}: cannot be opened: {_one_line(exc)}") from exc
         yield from _iter_dataset(ds, source.dataset)
         return
     for path in files or []:
-        builder = _BUILDERS.get(_logical_suffix(path))
+        suffix = _logical_suffix(path)
+        if suffix in _OWN_READERS:
+            yield from _OWN_READERS[suffix](path)
+            continue
+        builder = _DATASETS_BUILDERS.get(suffix)
         if builder is None:
-            raise UnreadableInput(f"{path}: no datasets loader for {path.suffix!r} files")
+            raise UnreadableInput(f"{path}: no reader for {path.suffix!r} files")
         if path.stat().st_size == 0:
             continue
+        import datasets
+
         try:
             ds = datasets.load_dataset(builder, data_files=str(path), split="train", streaming=True)
         except Exception as exc:
-            raise UnreadableInput(f"{path}: {type(exc).__name__}: {exc}") from exc
+            raise UnreadableInput(f"{path}: {_one_line(exc)}") from exc
         yield from _iter_dataset(ds, path.name)
 
 
 def probe(source: SourceConfig, files: list[Path] | None) -> None:
-    """Read the first row of each local file of an hf source: an unreadable file is a usage
-    error to report before the run starts (UnreadableInput names the file)."""
-    if source.format != "hf" or source.dataset:
+    """Before the run starts, for an hf source: a Hub dataset can be opened and gives a
+    row; a local file can be read, and is text in UTF-8 (a file whose first rows are all
+    undecodable is in another encoding: one usage error, not a reject per row).
+    UnreadableInput names the dataset or the file."""
+    if source.format != "hf":
+        return
+    if source.dataset:
+        next(iter(iter_hf(source, None)), None)
         return
     for path in files or []:
         single = source.model_copy(update={"path": str(path)})
-        next(iter(iter_hf(single, [path])), None)
+        head = [item for _, item in zip(range(_PROBE_ROWS), iter_hf(single, [path]), strict=False)]
+        if head and all(item.reason == "invalid_unicode" and item.error for item in head):
+            raise UnreadableInput(
+                f"{path}: not UTF-8 text (none of its first {len(head)} rows decodes);"
+                " convert it to UTF-8"
+            )
 
 
 def iter_couplets(files: list[Path]) -> Iterator[RawItem]:
