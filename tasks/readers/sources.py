@@ -2,15 +2,18 @@
 
 A reader never decides whether a record is good; it yields what it found (the parsed
 value, or the text it could not parse and why) and the read stage turns each into a
-record or a reject. Nothing is loaded whole: JSON lists go through ijson, JSONL line by
-line, HF datasets with `streaming=True`.
+record or a reject. Nothing is loaded whole: JSON, JSON Lines, CSV and text are read
+record by record by sftforge's own readers (json_files, table_files), so that one bad
+record is one reject; parquet, arrow and Hub datasets through `datasets`, streamed.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +167,19 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first[:300]}"
 
 
+@contextmanager
+def _hub_warnings_hidden() -> Iterator[None]:
+    """huggingface_hub logs a warning per retry of an unreachable Hub (a hundred lines before
+    it gives up): the one line that matters is the error it ends with."""
+    hub = logging.getLogger("huggingface_hub")
+    level = hub.level
+    hub.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        hub.setLevel(level)
+
+
 def iter_hf(source: SourceConfig, files: list[Path] | None) -> Iterator[RawItem]:
     """An HF dataset id (through `datasets`, streamed), or local files: JSON, JSON Lines,
     CSV and text row by row with sftforge's readers, parquet and arrow through `datasets`.
@@ -175,9 +191,10 @@ def iter_hf(source: SourceConfig, files: list[Path] | None) -> Iterator[RawItem]
         import datasets  # imported here: it is slow to import and only these readers need it
 
         try:
-            ds = datasets.load_dataset(
-                source.dataset, name=source.subset, split=source.split, streaming=True
-            )
+            with _hub_warnings_hidden():
+                ds = datasets.load_dataset(
+                    source.dataset, name=source.subset, split=source.split, streaming=True
+                )
         except Exception as exc:
             raise UnreadableInput(f"{source.dataset}: cannot be opened: {_one_line(exc)}") from exc
         yield from _iter_dataset(ds, source.dataset)
