@@ -21,7 +21,14 @@ from prefect.settings import PREFECT_API_URL
 
 from sftforge.schemas.recipe import SourceConfig
 from sftforge.tasks.readers.sources import iter_sharegpt_file, iter_source
-from tests.fuzz_inputs import BROKEN, ODD, instruction_csv, instruction_jsonl, sharegpt_set
+from tests.fuzz_inputs import (
+    BROKEN,
+    ODD,
+    instruction_csv,
+    instruction_jsonl,
+    page_files,
+    sharegpt_set,
+)
 
 RECORDS = int(os.environ.get("SFTFORGE_FUZZ_RECORDS", "2000"))
 
@@ -221,3 +228,18 @@ def test_hf_source_counts_rows_not_blocks(tmp_path):
     assert len(items) == 20_000
     (bad,) = [i for i in items if i.error]
     assert bad.where == "big.jsonl:19000" and bad.text == "{broken"
+
+
+def test_saved_pages_with_bad_text_are_rejects_with_their_reason(tmp_path):
+    reasons = {}
+    for page in page_files():
+        (tmp_path / page.name).write_bytes(page.data)
+        (item,) = list(iter_sharegpt_file(tmp_path / page.name))
+        reasons[page.name] = item.reason if item.error else "ok"
+        if item.error:
+            assert item.text and "__NEXT_DATA__" in item.error
+    assert reasons == {
+        "good.html": "ok",
+        "bad_utf8.html": "invalid_unicode",
+        "deep.html": "too_deep",
+    }
