@@ -28,6 +28,7 @@ from sftforge.tasks.readers.raw import RawItem
 
 _SPACE = re.compile(r"[ \t\n\r]*")
 _FIRST_KEY = re.compile(r'\{[ \t\n\r]*"(?:[^"\\\n]|\\.){0,200}"[ \t\n\r]*:')
+_MAX_SKIP = 64 << 20  # characters of unframed text one reject may span
 _NOT_JSON = "the list ended; the file goes on with text that is not part of it"
 
 
@@ -144,11 +145,14 @@ class _Frame:
             self.pattern = self._compile(opening.group(0))
 
     def next_start(self, text: _Text) -> int:
-        """The next place a record may start after the one at `text.pos` (else the end)."""
+        """The next place a record may start after the one at `text.pos`: else the end of
+        the input, or of a window of _MAX_SKIP characters (the window stays bounded)."""
         while True:
             found = self.pattern.search(text.buf, text.pos + 1)
             if found is not None:
                 return found.end()
+            if len(text.buf) - text.pos >= _MAX_SKIP:
+                return len(text.buf)
             if not text.more(max(len(text.buf) - text.pos, 1)):
                 return len(text.buf)
 
