@@ -171,25 +171,36 @@ class StageProgress:
 # ---------------------------------------------------------------- summaries
 
 
+def _failed(stage: dict[str, Any]) -> int | None:
+    """Records a stage kept but could not process (augment: API calls that failed), from a
+    batch step's summary in its manifest entry; None for a stage that counts none."""
+    for key, value in stage.items():
+        if key != "rejected" and isinstance(value, dict) and isinstance(value.get("failed"), int):
+            return value["failed"]
+    return None
+
+
 def summary_table(body: dict[str, Any]) -> Table:
     table = Table(title=f"sftforge · {body['recipe']} → {body['output_dir']}")
-    for column in ("stage", "in", "out", "rejected", "seconds", "rec/s"):
+    failed = [_failed(stage) for stage in body["stages"]]
+    # The column only where a stage counts failures, so other recipes' tables stay as they were.
+    counts = any(n is not None for n in failed)
+    columns = ("stage", "in", "out", "rejected", *(("failed",) if counts else ()), "seconds")
+    for column in (*columns, "rec/s"):
         table.add_column(column, justify="left" if column in ("stage", "rejected") else "right")
-    for stage in body["stages"]:
+    for stage, n_failed in zip(body["stages"], failed, strict=True):
         rejected = ", ".join(f"{k}: {v}" for k, v in stage["rejected"].items()) or "-"
         rate = stage["in"] / stage["seconds"] if stage["seconds"] else 0.0
-        table.add_row(
-            stage["name"],
-            str(stage["in"]),
-            str(stage["out"]),
-            rejected,
-            f"{stage['seconds']:.2f}",
-            f"{rate:,.0f}",
-        )
+        cells = [stage["name"], str(stage["in"]), str(stage["out"]), rejected]
+        if counts:
+            cells.append("-" if n_failed is None else f"[red]{n_failed}" if n_failed else "0")
+        table.add_row(*cells, f"{stage['seconds']:.2f}", f"{rate:,.0f}")
     first = body["stages"][0]["in"] if body["stages"] else 0
+    total_failed = sum(n or 0 for n in failed)
     table.caption = (
         f"{first} records in, {body['stages'][-1]['out']} out, "
         f"{body['wall_seconds']:.1f} s wall ({first / max(body['wall_seconds'], 1e-9):,.0f} rec/s)"
+        + (f"; {total_failed} failed (kept, retried by a rerun)" if total_failed else "")
     )
     return table
 

@@ -98,8 +98,19 @@ class BatchRunner(ABC):
         """The step's own numbers for one shard (kept in its marker and the manifest)."""
         return None
 
+    def verdict(self, summary: dict[str, Any]) -> str | None:
+        """After every shard is written: why the stage fails (the engine raises
+        `TooManyFailures` with it, and the run exits 1), or None when it stands. `summary` is
+        the stage's, as `combine_summaries` makes it. Its output stays on disk either way."""
+        return None
+
     def close(self) -> None:  # noqa: B027 (an optional hook: most runners hold nothing)
         """Release what the runner holds (servers, connections)."""
+
+
+class TooManyFailures(RuntimeError):
+    """A batch stage ran to its end but its `verdict` fails it (augment: every record's API
+    calls failed). The message is for the user as it is: one line, what failed and why."""
 
 
 class BatchStep(StepBase, ABC):

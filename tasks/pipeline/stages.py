@@ -34,6 +34,7 @@ from sftforge.tasks.base.step_protocol import (
     RecordFn,
     RecordStep,
     StepContext,
+    TooManyFailures,
 )
 from sftforge.tasks.pipeline.filter_pass import run_filter_segment
 from sftforge.tasks.pipeline.plan import Segment, SegmentKind, StagePlan
@@ -123,7 +124,8 @@ def run_map_shard(out: Path, segment: Segment, shard: int, seed: int = 0) -> dic
 
 def run_batch_stage(out: Path, segment: Segment, shards: int, context: StepContext) -> StageResults:
     """Run a batch step over all shards in input order, in this process. Complete shards are
-    not run again; a shard the step calls incomplete is written but not marked done."""
+    not run again; a shard the step calls incomplete is written but not marked done. Once all
+    are written, the step's verdict on the whole stage may fail it (TooManyFailures)."""
     (stage,) = segment.stages
     step = stage.step
     assert isinstance(step, BatchStep)
@@ -148,6 +150,11 @@ def run_batch_stage(out: Path, segment: Segment, shards: int, context: StepConte
             if complete:
                 save_marker(out, stage.stage, shard, stats)
             results.append(stats)
+        # After the writes: what the stage made is kept (and resumable) whatever the verdict.
+        parts = [s.summary for s in results if s.summary is not None]
+        problem = runner.verdict(step.combine_summaries(parts)) if parts else None
+        if problem is not None:
+            raise TooManyFailures(problem)
     finally:
         runner.close()
     return {stage.stage: results}

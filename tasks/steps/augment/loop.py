@@ -55,6 +55,7 @@ _NOT_SHAPING = {
     "max_attempts",
     "backoff_base_seconds",
     "backoff_max_seconds",
+    "fail_at_failed_share",
     "prices",
     "max_cost",
     "mode",

@@ -162,6 +162,11 @@ class AugmentOptions(_Strict):
     max_attempts: int = Field(default=6, ge=1, le=10)
     backoff_base_seconds: float = Field(default=1.0, gt=0)
     backoff_max_seconds: float = Field(default=60.0, gt=0)
+    # Records whose calls still fail are kept (status failed), counted in the manifest and
+    # the summary, and retried by the next run. The stage (and so the run: exit 1) fails once
+    # at least this share of its augmented records failed: 1.0, the default, only when every
+    # one did (a wrong key or base URL, a server down); 0.0 at any failure; null never.
+    fail_at_failed_share: float | None = Field(default=1.0, ge=0, le=1)
 
     # -- budget ----------------------------------------------------------------------------
     prices: dict[str, Price] = Field(default_factory=lambda: dict(DEFAULT_PRICES))

@@ -8,6 +8,7 @@ manifest through `summarize` / `combine_summaries`, its live status through the 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter
 from typing import Any, ClassVar
@@ -15,7 +16,10 @@ from typing import Any, ClassVar
 from sftforge.schemas.steps import INSTRUCTION, register_step
 from sftforge.tasks.base.extras import require_extra
 from sftforge.tasks.base.step_protocol import BatchRunner, BatchStep, Record, StepContext
+from sftforge.tasks.steps.augment.failures import describe_failures, error_class, fails_stage
 from sftforge.tasks.steps.augment.options import AugmentOptions
+
+log = logging.getLogger("sftforge.augment")
 
 _COUNTS = ("failed", "iteration_truncated", "context_truncated")
 _TOKENS = ("prompt_tokens", "completion_tokens")
@@ -49,12 +53,16 @@ class AugmentStep(BatchStep, AugmentOptions):  # this order keeps `step`, `name`
         total: dict[str, Any] = {key: 0 for key in (*_COUNTS, *_TOKENS)}
         total["cost"] = 0.0
         iterations: Counter[str] = Counter()
+        by_error: Counter[str] = Counter()
         for part in parts:
             for key in (*_COUNTS, *_TOKENS, "cost"):
                 total[key] += part[key]
             iterations.update(part["iterations"])
+            # .get: markers written before failures were classified have no such key.
+            by_error.update(part.get("failed_by_error") or {})
         total["cost"] = round(total["cost"], 6)
         total["iterations"] = dict(sorted(iterations.items(), key=lambda kv: int(kv[0])))
+        total["failed_by_error"] = dict(sorted(by_error.items()))
         return total
 
 
@@ -105,8 +113,9 @@ class AugmentShards(BatchRunner):
         return out, not any(record["status"] == "failed" for record in done)
 
     def summarize(self, records: list[Record]) -> dict[str, Any]:
-        """Per shard: iterations, truncation, failures, tokens and cost."""
+        """Per shard: iterations, truncation, failures (and their classes), tokens and cost."""
         iterations: Counter[str] = Counter()
+        by_error: Counter[str] = Counter()
         summary: dict[str, Any] = {key: 0 for key in (*_COUNTS, *_TOKENS)}
         summary["cost"] = 0.0
         for i in self._chosen(records):
@@ -114,7 +123,9 @@ class AugmentShards(BatchRunner):
             if record.get("status") is None:
                 continue
             iterations[str(record.get("iteration") or 0)] += 1
-            summary["failed"] += record["status"] == "failed"
+            if record["status"] == "failed":
+                summary["failed"] += 1
+                by_error[error_class(record.get("error"))] += 1
             summary["iteration_truncated"] += bool(record.get("iteration_truncated"))
             summary["context_truncated"] += bool(record.get("truncated"))
             usage = record.get("usage") or {}
@@ -123,7 +134,23 @@ class AugmentShards(BatchRunner):
             summary["cost"] += float(usage.get("cost") or 0.0)
         summary["cost"] = round(summary["cost"], 6)
         summary["iterations"] = dict(sorted(iterations.items(), key=lambda kv: int(kv[0])))
+        summary["failed_by_error"] = dict(sorted(by_error.items()))
         return summary
+
+    def verdict(self, summary: dict[str, Any]) -> str | None:
+        """Fails the stage once `fail_at_failed_share` of its augmented records failed; fewer
+        failures are only reported (they stay in the data, status failed, retried next run)."""
+        failed = int(summary.get("failed") or 0)
+        if not failed:
+            return None
+        total = sum(summary.get("iterations", {}).values())
+        message = describe_failures(
+            failed, total, summary.get("failed_by_error") or {}, self.config
+        )
+        if fails_stage(failed, total, self.config.fail_at_failed_share):
+            return message
+        log.warning("augment: %s; kept with status failed, a rerun retries them", message)
+        return None
 
     def close(self) -> None:
         if self._server is not None:
