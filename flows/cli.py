@@ -94,11 +94,11 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
+    from sftforge.tasks.pipeline.out_check import check_out
     from sftforge.tasks.publish.hub import HubError
 
     out = Path(args.out)
-    if not (out / "manifest.json").is_file():
-        raise ConfigError(f"{out}: no manifest.json (is this a finished run's output directory?)")
+    check_out(out)  # a finished run whose manifest describes its files, or exit 2
     if "/" not in args.repo_id or args.repo_id.count("/") != 1:
         raise ConfigError(f"--repo-id {args.repo_id}: expected ORG/NAME")
     if args.max_shard_mb <= 0:
@@ -135,9 +135,10 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from sftforge.tasks.pipeline.out_check import check_out
+
     out = Path(args.out)
-    if not (out / "manifest.json").is_file():
-        raise ConfigError(f"{out}: no manifest.json (is this a finished run's output directory?)")
+    check_out(out)  # a finished run whose manifest describes its files, or exit 2
     from sftforge.tasks.publish.report import write_report
 
     print(write_report(out))

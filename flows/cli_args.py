@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -15,11 +16,23 @@ DESCRIPTION = (
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, exit 2, as for a bad config
-        print(f"sftforge: {message}", file=sys.stderr)
+        one_line = message.replace("\r", "\\r").replace("\n", "\\n")  # argv may hold breaks
+        print(f"sftforge: {one_line}", file=sys.stderr)
         raise SystemExit(2)
 
 
 _Raw = argparse.RawDescriptionHelpFormatter
+
+
+def _positive_number(text: str) -> float:
+    """A size in MB: `nan` and `inf` parse as floats, but would fail deep inside `push`."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
 
 
 def _steps_epilog() -> str:
@@ -119,7 +132,10 @@ def build_parser(
         help="Prefect Secret block holding the token when HF_TOKEN is not set",
     )
     push.add_argument(
-        "--max-shard-mb", type=float, default=500.0, help="largest parquet shard (default 500)"
+        "--max-shard-mb",
+        type=_positive_number,
+        default=500.0,
+        help="largest parquet shard (default 500)",
     )
     push.set_defaults(fn=commands["push"])
 

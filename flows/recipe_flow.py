@@ -5,7 +5,13 @@ It composes tasks and holds no record logic; it returns the manifest body (count
 
 from __future__ import annotations
 
+import errno
+import io
+import os
+import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +23,10 @@ from sftforge.flows.watches import marker_watch, read_watch
 from sftforge.schemas.recipe import RunnerConfig
 from sftforge.tasks.base.shards import STATE_DIR
 from sftforge.tasks.base.stats import StageStats
-from sftforge.tasks.base.step_protocol import StepContext
+from sftforge.tasks.base.step_protocol import StepContext, TooManyFailures
 from sftforge.tasks.pipeline import prefect_tasks as t
 from sftforge.tasks.pipeline.manifest import manifest_body
+from sftforge.tasks.pipeline.out_lock import out_lock
 from sftforge.tasks.pipeline.plan import READ_STAGE, Segment, plan_run
 from sftforge.tasks.pipeline.request import LoadedRecipe, RunRequest
 from sftforge.tasks.pipeline.runners import (
@@ -36,8 +43,87 @@ from sftforge.tasks.publish.dataset_readme import write_dataset_readme
 
 class StageFailed(RuntimeError):
     def __init__(self, stage: str, detail: str) -> None:
-        super().__init__(f"stage {stage} failed: {detail}")
+        super().__init__(f"stage {stage}: {detail}")
         self.stage = stage
+
+
+# What a write runs out of (space, quota, a read-only disk): "<reason> writing <path>".
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+_FILE_ERRORS = (
+    FileExistsError,
+    FileNotFoundError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+)
+_TEMP_NAME = re.compile(r"^\.(.+)\.\d+\.tmp$")  # tasks/base/atomic.py temp_path
+
+
+def _path_in_traceback(exc: BaseException, out: Path) -> Path | None:
+    """The file under OUT that the innermost frame was working on. An OSError from writing an
+    open file (Python's or pyarrow's) carries no filename, but the writer's frame holds it:
+    a path among its locals, or its object's (`self.path`, `self.fh`)."""
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    root = out.resolve()
+    for frame in reversed(frames):
+        values = list(frame.f_locals.values())
+        owner = frame.f_locals.get("self")
+        values += list(getattr(owner, "__dict__", {}).values())
+        for value in values:
+            if isinstance(value, io.IOBase):  # an open file: its path
+                value = getattr(value, "name", None)
+                value = Path(value) if isinstance(value, str) else None
+            if isinstance(value, Path) and value.resolve().is_relative_to(root):
+                return _final_name(value)
+    return None
+
+
+def _final_name(path: Path) -> Path:
+    """A temporary file's final name (the file it was about to become), else the path."""
+    temp = _TEMP_NAME.match(path.name)
+    return path.with_name(temp.group(1)) if temp else path
+
+
+def _about_a_file(exc: BaseException) -> bool:
+    """An OSError about a file, not the network's (ConnectionError and kin are OSErrors too)."""
+    if not isinstance(exc, OSError) or exc.errno is None:
+        return False
+    return bool(exc.filename) or exc.errno in _WRITE_ERRORS or isinstance(exc, _FILE_ERRORS)
+
+
+def describe_error(exc: BaseException, out: Path) -> str:
+    """One line for a stage's error: an OSError as its reason and the path (the file when it
+    can be told, else OUT: a worker process's error comes without its frames), anything
+    else as its type and message."""
+    if isinstance(exc, TooManyFailures):  # its message is the whole story (counts, hints)
+        return str(exc)
+    if not _about_a_file(exc):
+        return f"{type(exc).__name__}: {exc}"
+    assert isinstance(exc, OSError) and exc.errno is not None
+    # A rename's or link's second path is the one being written.
+    named = exc.filename2 or exc.filename
+    path = _final_name(Path(named)) if named else _path_in_traceback(exc, out) or out
+    reason = os.strerror(exc.errno).lower()
+    return f"{reason} writing {path}" if exc.errno in _WRITE_ERRORS else f"{reason}: {path}"
+
+
+@contextmanager
+def _stage(label: str, out: Path) -> Iterator[None]:
+    """A step of the run outside the segments (reading, writing outputs): its failure is
+    StageFailed naming it. A bad input or a missing extra stays what it is (exit 2)."""
+    from sftforge.schemas.loading import ConfigError
+    from sftforge.tasks.readers.sources import UnreadableInput
+
+    try:
+        yield
+    except (StageFailed, UnreadableInput, ConfigError):
+        raise
+    except Exception as exc:
+        raise StageFailed(label, describe_error(exc, out)) from exc
 
 
 class RunFailed(RuntimeError):
@@ -72,7 +158,8 @@ def run_recipe(
         progress.start(
             READ_STAGE, None, read_watch(state / READ_STAGE, plan.read_fingerprint, all_files)
         )
-        per_stage[READ_STAGE] = t.read_sources(recipe, files, out_dir, plan)
+        with _stage(READ_STAGE, out_dir):
+            per_stage[READ_STAGE] = t.read_sources(recipe, files, out_dir, plan)
         progress.finish(sum(s.n_in for s in per_stage[READ_STAGE]))
         shards = len(per_stage[READ_STAGE])
         context = StepContext(seed=recipe.seed, report=progress.detail)
@@ -89,20 +176,22 @@ def run_recipe(
             try:
                 stats = t.whole_segment(out_dir, segment, shards, context)
             except Exception as exc:
-                raise StageFailed(segment.label, f"{type(exc).__name__}: {exc}") from exc
+                raise StageFailed(segment.label, describe_error(exc, out_dir)) from exc
             per_stage.update(stats)
             progress.finish(sum(s.n_in for s in stats[first.stage]))
 
         final = sum(s.n_out for s in per_stage[plan.final_stage])
         progress.start("write outputs", final)
-        written = t.outputs(out_dir, plan, shards, recipe)
+        with _stage("write outputs", out_dir):
+            written = t.outputs(out_dir, plan, shards, recipe)
         progress.finish(final)
         body = manifest_body(recipe, plan, per_stage, written, workers)
         body["wall_seconds"] = round(time.perf_counter() - began, 3)
-        write_recipe_snapshot(out_dir, recipe)
-        # Before the manifest, which marks the run complete: a run with one has its README.
-        write_dataset_readme(out_dir, body, recipe.description)
-        t.manifest(out_dir, body)
+        with _stage("write manifest", out_dir):
+            write_recipe_snapshot(out_dir, recipe)
+            # Before the manifest, which marks the run complete: a run with one has its README.
+            write_dataset_readme(out_dir, body, recipe.description)
+            t.manifest(out_dir, body)
     publish_artifacts(body)
     return body
 
@@ -121,7 +210,7 @@ def _shard_by_shard(
         try:
             results[shard] = future.result()
         except Exception as exc:
-            raise StageFailed(segment.label, f"shard {shard}: {type(exc).__name__}: {exc}") from exc
+            raise StageFailed(segment.label, f"shard {shard}: {describe_error(exc, out)}") from exc
         progress.advance(results[shard][segment.stages[0].stage].n_in)
     return {stage.stage: [r[stage.stage] for r in results] for stage in segment.stages}
 
@@ -145,11 +234,19 @@ def run_request(
 ) -> Any:
     """Run a request with the task runner its recipe chooses — the one way the CLI, the
     deployment entry point, the backfill and `sftforge.run` start a run. The recipe is
-    loaded here unless given, and handed to the flow, which does not read it again."""
+    loaded here unless given, and handed to the flow, which does not read it again. The run
+    holds its output directory's lock throughout (ConfigError if another run holds it)."""
     loaded = loaded or request.load()
     runner = loaded.recipe.runner
     flow = flow_for(worker_count(runner.workers), runner)
-    return flow(request=request, quiet=quiet, loaded=loaded, return_state=return_state)
+    out = Path(loaded.recipe.output_dir)
+    # One run per OUT: a second one refuses here (ConfigError), before Prefect starts a flow.
+    with out_lock(out):
+        # From here OUT is no longer the finished run its manifest describes: if this run
+        # fails, no manifest is left beside parts of another input or recipe. (A finished run
+        # writes it again, last.)
+        (out / "manifest.json").unlink(missing_ok=True)
+        return flow(request=request, quiet=quiet, loaded=loaded, return_state=return_state)
 
 
 def run_checked(

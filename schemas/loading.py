@@ -5,140 +5,97 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from sftforge.schemas.config_errors import (
+    MAX_RECIPE_BYTES,
+    ConfigError,
+    config_error,
+    explain,
+    key_path,
+    parse_key,
+    parse_yaml,
+    set_keys,
+    shorten,
+)
 from sftforge.schemas.recipe import Recipe
-from sftforge.schemas.steps import load_step_modules, registered_steps
-
-
-class ConfigError(Exception):
-    """A recipe the pipeline cannot run. `str()` is the one line shown to the user."""
-
-
-_MESSAGES = {
-    "float_type": "expected a number",
-    "float_parsing": "expected a number",
-    "int_type": "expected an integer",
-    "int_parsing": "expected an integer",
-    "int_from_float": "expected an integer",
-    "string_type": "expected a string",
-    "bool_type": "expected true or false",
-    "bool_parsing": "expected true or false",
-    "list_type": "expected a list",
-    "dict_type": "expected a mapping",
-    "model_type": "expected a mapping",
-    "model_attributes_type": "expected a mapping",
-    "extra_forbidden": "unknown key",
-    "missing": "required key is missing",
-}
-
-
-def _discriminator_tags() -> set[str]:
-    """Names pydantic puts in error locations for tagged unions (step types, output formats)."""
-    from sftforge.schemas.recipe import OutputConfig
-    from sftforge.schemas.training import TRAINING_FORMATS
-
-    formats = OutputConfig.model_fields["format"].annotation.__args__  # type: ignore[union-attr]
-    return set(registered_steps()) | set(TRAINING_FORMATS) | set(formats) | {"OutputConfig"}
-
-
-def _key_path(loc: tuple[Any, ...]) -> str:
-    tags = _discriminator_tags()
-    parts: list[str] = []
-    for i, item in enumerate(loc):
-        if isinstance(item, int):
-            parts[-1] = f"{parts[-1]}[{item}]" if parts else f"[{item}]"
-        elif i > 0 and isinstance(loc[i - 1], int) and item in tags:
-            continue  # pydantic's discriminator tag, not a key the user wrote
-        else:
-            parts.append(str(item))
-    return ".".join(parts)
-
-
-def _explain(err: dict[str, Any]) -> str:
-    kind = err["type"]
-    if kind == "union_tag_invalid":
-        ctx = err.get("ctx", {})
-        if ctx.get("discriminator") == "'format'":
-            return f"unknown format {ctx.get('tag')!r} (known: {ctx.get('expected_tags')})"
-        return f"unknown step {ctx.get('tag')!r} (known: {', '.join(sorted(registered_steps()))})"
-    if kind == "union_tag_not_found":
-        return "each step needs a `step:` key naming it"
-    if kind == "literal_error":
-        return f"expected one of {err.get('ctx', {}).get('expected')}"
-    if kind.startswith(("greater_than", "less_than")):
-        return err["msg"].replace("Input should be", "expected")
-    if kind == "too_short":
-        return "must not be empty"
-    if kind == "value_error":
-        return str(err.get("ctx", {}).get("error", err["msg"]))
-    return _MESSAGES.get(kind, err["msg"])
-
-
-def _parse_key(key: str) -> list[str | int]:
-    """`steps[2].min_score` or `steps.2.min_score` -> ["steps", 2, "min_score"]."""
-    parts: list[str | int] = []
-    for piece in key.replace("[", ".").replace("]", "").split("."):
-        if piece == "":
-            raise ValueError(f"bad key {key!r}")
-        parts.append(int(piece) if piece.isdigit() else piece)
-    return parts
+from sftforge.schemas.steps import load_step_modules
 
 
 def apply_override(data: dict[str, Any], assignment: str) -> None:
     """Apply one `--set a.b=c` (the value is parsed as YAML: numbers, lists, booleans)."""
+    where = f"--set {shorten(assignment)}"
     if "=" not in assignment:
-        raise ConfigError(f"--set {assignment}: expected KEY=VALUE")
+        raise ConfigError(f"{where}: expected KEY=VALUE")
     key, raw = assignment.split("=", 1)
     try:
-        path = _parse_key(key.strip())
+        path = parse_key(key.strip())
     except ValueError as exc:
-        raise ConfigError(f"--set {assignment}: {exc}") from None
-    value = yaml.safe_load(raw) if raw.strip() else ""
+        raise ConfigError(f"{where}: {exc}") from None
+    value = parse_yaml(raw, where, list(path)) if raw.strip() else ""
     node: Any = data
     for i, part in enumerate(path[:-1]):
         nxt = path[i + 1]
         if isinstance(part, int):
             if not isinstance(node, list) or part >= len(node):
-                raise ConfigError(f"--set {assignment}: no item {part} at {key}")
+                raise ConfigError(f"{where}: no item {part} at {key}")
             node = node[part]
             continue
         if not isinstance(node, dict):
-            raise ConfigError(f"--set {assignment}: {part} is not a mapping")
-        node = node.setdefault(part, [] if isinstance(nxt, int) else {})
+            raise ConfigError(f"{where}: {part} is not a mapping")
+        if node.get(part) is None:  # absent, or written as an empty `key:`
+            node[part] = [] if isinstance(nxt, int) else {}
+        node = node[part]
     last = path[-1]
     if isinstance(last, int):
         if not isinstance(node, list) or last >= len(node):
-            raise ConfigError(f"--set {assignment}: no item {last} at {key}")
+            raise ConfigError(f"{where}: no item {last} at {key}")
         node[last] = value
     elif isinstance(node, dict):
         node[last] = value
     else:
-        raise ConfigError(f"--set {assignment}: cannot set a key inside a {type(node).__name__}")
+        raise ConfigError(f"{where}: cannot set a key inside a {_kind(node)}")
 
 
 def read_recipe_data(path: str | Path) -> dict[str, Any]:
+    if not str(path).strip():
+        raise ConfigError("CONFIG '': expected a recipe file")
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        # Bounded: a data file or a device (/dev/zero) given as CONFIG is refused, not read.
+        with path.open("rb") as file:
+            raw = file.read(MAX_RECIPE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_RECIPE_BYTES:
+        raise ConfigError(
+            f"{path}: over {MAX_RECIPE_BYTES:,} bytes, too large for a recipe "
+            "(a data file? give data as a source's path or with --input)"
+        )
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not a text file (byte {raw[exc.start]:#04x} at offset {exc.start} "
+            "is not UTF-8)"
+        ) from None
+    data = parse_yaml(text, str(path))
+    if data is None:
+        raise ConfigError(f"{path}: the recipe is empty (expected name, output_dir, sources …)")
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+        raise ConfigError(f"{path}: expected a mapping at the top level, not a {_kind(data)}")
     return data
+
+
+def _kind(value: Any) -> str:
+    names = {list: "list", dict: "mapping", str: "string", int: "number", type(None): "null"}
+    return names.get(type(value), "boolean" if isinstance(value, bool) else type(value).__name__)
 
 
 def load_recipe(
@@ -153,42 +110,53 @@ def load_recipe(
     for assignment in sets or []:
         apply_override(data, assignment)
     if out is not None:
+        if not str(out).strip():
+            # Path("") is the working directory: a run would spill its folders there
+            raise ConfigError(f"--out {out!r}: expected a directory")
         data["output_dir"] = out
+    sets_at = set_keys(sets)
     for name, value in (inputs or {}).items():
         sources = data.get("sources") or []
+        if not isinstance(sources, list):
+            raise config_error(path, "sources", "expected a list", sets_at)
         match = [s for s in sources if isinstance(s, dict) and s.get("name") == name]
         if not match:
             names = [s.get("name") for s in sources if isinstance(s, dict)]
             raise ConfigError(f"{path}: --input {name}: no source named {name!r} (have {names})")
         match[0]["path"] = value
         match[0].pop("dataset", None)
-    _load_plugins(data, path)
+    _load_plugins(data, path, sets_at)
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        key = _key_path(tuple(err["loc"]))
-        raise ConfigError(f"{path}: {key + ': ' if key else ''}{_explain(err)}") from None
-    check_kinds(recipe, path)
+        error = err.get("ctx", {}).get("error")
+        key = getattr(error, "key", None) or key_path(tuple(err["loc"]))
+        if key == "output_dir" and out is not None:
+            raise ConfigError(f"--out {shorten(out)}: {explain(err)}") from None
+        raise config_error(path, key, explain(err), sets_at) from None
+    check_kinds(recipe, path, sets_at)
     return recipe
 
 
-def _load_plugins(data: dict[str, Any], path: str | Path) -> None:
+def _load_plugins(data: dict[str, Any], path: str | Path, sets_at: dict[str, str]) -> None:
     """Import the modules a recipe names under `plugins:` (their steps register)."""
     plugins = data.get("plugins") or []
     if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
-        raise ConfigError(f"{path}: plugins: expected a list of module names")
+        raise config_error(path, "plugins", "expected a list of module names", sets_at)
     for i, module in enumerate(plugins):
         try:
             load_step_modules([module])
         except Exception as exc:  # an import error of the user's module: name it, one line
-            raise ConfigError(
-                f"{path}: plugins[{i}]: cannot import {module!r} ({type(exc).__name__}: {exc})"
-            ) from None
+            problem = f"cannot import {module!r} ({type(exc).__name__}: {shorten(str(exc))})"
+            raise config_error(path, f"plugins[{i}]", problem, sets_at) from None
 
 
-def resolve_source_files(recipe: Recipe, recipe_path: str | Path) -> dict[str, list[Path]]:
-    """Files of every path-based source, sorted so that input order is reproducible.
+def resolve_source_files(
+    recipe: Recipe, recipe_path: str | Path, inputs: Collection[str] = ()
+) -> dict[str, list[Path]]:
+    """Files of every path-based source, sorted so that input order is reproducible; a
+    source named in `inputs` got its path from `--input`, and a problem with it says so.
 
     Also checks the other files a recipe names (a step's model file), so that a run never
     starts only to fail on its first record.
@@ -197,18 +165,20 @@ def resolve_source_files(recipe: Recipe, recipe_path: str | Path) -> dict[str, l
     for i, source in enumerate(recipe.sources):
         if not source.path:
             continue
-        p = Path(source.path)
-        if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
-        elif any(ch in source.path for ch in "*?["):
-            files = sorted(Path(f) for f in glob.glob(source.path, recursive=True))
-            files = [f for f in files if f.is_file()]
-        elif p.is_file():
-            files = [p]
-        else:
-            raise ConfigError(f"{recipe_path}: sources[{i}].path: no such file {source.path!r}")
+        where = f"--input {source.name}" if source.name in inputs else f"sources[{i}].path"
+        try:
+            files = _files(source.path)
+            # /dev/null, a socket: there, but nothing to read records from
+            missing = "not a regular file" if Path(source.path).exists() else "no such file"
+        except (OSError, ValueError) as exc:  # too long a name, a NUL, a folder it may not list
+            raise ConfigError(
+                f"{recipe_path}: {where}: cannot read {shorten(source.path)!r} "
+                f"({exc.strerror or exc})"
+            ) from None
+        if files is None:
+            raise ConfigError(f"{recipe_path}: {where}: {missing} {source.path!r}")
         if not files:
-            raise ConfigError(f"{recipe_path}: sources[{i}].path: nothing matches {source.path!r}")
+            raise ConfigError(f"{recipe_path}: {where}: nothing matches {source.path!r}")
         resolved[source.name] = files
     for i, step in enumerate(recipe.steps):
         for option, file in step.required_files().items():
@@ -217,23 +187,34 @@ def resolve_source_files(recipe: Recipe, recipe_path: str | Path) -> dict[str, l
     return resolved
 
 
-def check_kinds(recipe: Recipe, recipe_path: str | Path) -> None:
+def _files(path: str) -> list[Path] | None:
+    """The files a source's path names (a file, a directory, a glob); None: nothing there."""
+    p = Path(path)
+    if p.is_dir():
+        return sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+    if any(ch in path for ch in "*?["):
+        return [f for f in sorted(Path(f) for f in glob.glob(path, recursive=True)) if f.is_file()]
+    return [p] if p.is_file() else None
+
+
+def check_kinds(
+    recipe: Recipe, recipe_path: str | Path, sets_at: dict[str, str] | None = None
+) -> None:
     """Each step must take the kind of record that reaches it. (The outputs are checked by
-    the output registry, a layer up: tasks/pipeline/request.py.)"""
+    the output registry, a layer up: tasks/pipeline/request.py.) `sets_at`: see set_keys."""
     for i, source in enumerate(recipe.sources):
         for j, step in enumerate(source.preprocess):
             if "conversation" not in step.kinds:
-                raise ConfigError(
-                    f"{recipe_path}: sources[{i}].preprocess[{j}]: {step.step} does not work "
-                    "on conversations"
-                )
+                problem = f"{step.step} does not work on conversations"
+                raise config_error(recipe_path, f"sources[{i}].preprocess[{j}]", problem, sets_at)
     kind = recipe.source_kind
     for i, step in enumerate(recipe.steps):
         if kind not in step.kinds:
-            raise ConfigError(
-                f"{recipe_path}: steps[{i}]: {step.step} works on {' or '.join(step.kinds)} "
-                f"records, but the records here are {kind} records"
+            problem = (
+                f"{step.step} works on {' or '.join(step.kinds)} records, "
+                f"but the records here are {kind} records"
             )
+            raise config_error(recipe_path, f"steps[{i}]", problem, sets_at)
         kind = step.output_kind(kind)
 
 

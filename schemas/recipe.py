@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sftforge.schemas.config_errors import KeyedError
 from sftforge.schemas.steps import StepConfig, rebuild_with_steps
 from sftforge.schemas.training import TrainingOutput
 
@@ -15,6 +16,9 @@ CONVERTER_KINDS = {
     "guanaco_text": "conversation",  # OASST1 as `### Human: …### Assistant: …` text
     "code_contests": "instruction",  # description -> instruction, a Python solution -> output
 }
+
+
+READ_STAGE = "read"  # the first stage of every run: the sources, read (tasks/pipeline/plan.py)
 
 
 class _Strict(BaseModel):
@@ -108,7 +112,9 @@ class SourceConfig(_Strict):
 
 
 class ShardsConfig(_Strict):
-    count: int = Field(ge=1)
+    # One file per shard and split; validation lists every file an output may write, so
+    # an absurd count would hang `sftforge validate`.
+    count: int = Field(ge=1, le=10_000)
     # Spread each value of this field evenly over the shards (`dataset` or a meta field).
     stratify_by: str | None = None
 
@@ -149,7 +155,8 @@ class RunnerConfig(_Strict):
     kind: Literal["local", "dask"] = "local"
     address: str | None = None  # tcp://scheduler:8786 for kind: dask
     # Worker processes for shard work; None means the machine's cores.
-    workers: int | None = Field(default=None, ge=1)
+    # Bounded: a process pool starts its workers at once, so a typo would fork-bomb.
+    workers: int | None = Field(default=None, ge=1, le=1024)
     # Input records per shard. Shards are the unit of parallel work and of resume.
     shard_size: int = Field(default=2000, ge=1)
 
@@ -207,24 +214,45 @@ class Recipe(_Strict):
 
         return load_recipe(path, sets=sets, inputs=inputs, out=out)
 
+    @field_validator("output_dir")
+    @classmethod
+    def _a_folder(cls, value: str) -> str:
+        if not value.strip():  # Path("") is the working directory: a run would spill there
+            raise ValueError("must name a directory")
+        return value
+
     @model_validator(mode="after")
     def _unique_names(self) -> Recipe:
         seen: set[str] = set()
-        for source in self.sources:
+        for i, source in enumerate(self.sources):
             if source.name in seen:
-                raise ValueError(f"two sources are named {source.name!r}")
+                raise KeyedError(f"sources[{i}].name", f"two sources are named {source.name!r}")
             seen.add(source.name)
+        if self.partitions is not None and self.partitions.source not in seen:
+            raise KeyedError(
+                "partitions.source",
+                f"no source named {self.partitions.source!r} (have {sorted(seen)})",
+            )
         kinds = {s.kind for s in self.sources}
         if len(kinds) > 1:
             named = ", ".join(f"{s.name}: {s.kind}" for s in self.sources)
-            raise ValueError(f"sources must all give one kind of record ({named})")
-        stages: set[str] = {"read"}
-        for step in self.steps:
-            if step.stage in stages:
-                raise ValueError(
-                    f"stage name {step.stage!r} is used twice; give the step a unique `name`"
+            raise KeyedError("sources", f"must all give one kind of record ({named})")
+        # Stage names are folders of OUT: compared as a case-insensitive file system
+        # (macOS, Windows) would, where `Dedup` and `dedup` are one folder. Names the output
+        # layout takes are checked where that layout is known (tasks/pipeline/request.py).
+        stages: dict[str, int] = {}
+        for i, step in enumerate(self.steps):
+            key = f"steps[{i}].{'name' if step.name else 'step'}"
+            if step.stage.casefold() == READ_STAGE:
+                raise KeyedError(key, f"stage name {step.stage!r} is the stage that reads sources")
+            folded = step.stage.casefold()
+            if folded in stages:
+                raise KeyedError(
+                    key,
+                    f"stage name {step.stage!r} is used twice (steps[{stages[folded]}] too); "
+                    "give the step a unique `name`",
                 )
-            stages.add(step.stage)
+            stages[folded] = i
         return self
 
 

@@ -41,11 +41,15 @@ def _recipe_path(recipe: str | Path | Recipe, out: str | None) -> str:
     if not isinstance(recipe, Recipe):
         return str(recipe)
     from sftforge.tasks.base.shards import WORK_DIR
+    from sftforge.tasks.pipeline.request import check_output_dir
     from sftforge.tasks.pipeline.snapshot import write_recipe_snapshot
 
     # The YAML of OUT/recipe.yaml (it loads back to an equal Recipe); sources' relative
     # paths are relative to the working directory, not the file, so its place is free.
-    folder = Path(out if out is not None else recipe.output_dir) / WORK_DIR
+    # OUT is checked first: the snapshot is the first thing written there.
+    target = str(out if out is not None else recipe.output_dir)
+    check_output_dir(target, "out" if out is not None else "output_dir")
+    folder = Path(target) / WORK_DIR
     return str(write_recipe_snapshot(folder, recipe))
 
 

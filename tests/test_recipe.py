@@ -41,10 +41,34 @@ def error_of(path: Path, **kw) -> str:
     return str(info.value)
 
 
+SAMPLES = "data/instructions"
+# validate opens a Hub dataset (#12); offline, the shipped samples stand in for the Hub ids.
+LOCAL_STAND_INS = {
+    "dreamer_zh.yaml": [
+        f"firefly={SAMPLES}/firefly.jsonl",
+        f"coig={SAMPLES}/coig.jsonl",
+        f"alpaca_gpt4={SAMPLES}/alpaca_gpt4_zh.json",
+    ],
+    "guanaco_oasst1.yaml": [f"oasst1={SAMPLES}/openassistant_guanaco.jsonl"],
+    "selfee.yaml": [
+        f"alpaca={SAMPLES}/alpaca.json",
+        f"flan={SAMPLES}/flan.jsonl",
+        f"gsm8k={SAMPLES}/gsm8k.jsonl",
+        f"aqua={SAMPLES}/aqua_rat.jsonl",
+        f"hendrycks={SAMPLES}/competition_math.jsonl",
+        f"conala={SAMPLES}/conala.jsonl",
+        f"mbpp={SAMPLES}/mbpp.jsonl",
+        f"dmcc={SAMPLES}/code_contests.jsonl",
+        f"sharegpt={SAMPLES}/sharegpt.json",
+    ],
+}
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
 def test_shipped_recipes_validate(config, monkeypatch):
     monkeypatch.chdir(config.parents[1])
-    assert main(["validate", str(config)]) == 0
+    inputs = [arg for pair in LOCAL_STAND_INS.get(config.name, []) for arg in ("--input", pair)]
+    assert main(["validate", str(config), *inputs]) == 0
 
 
 def test_wrong_type_names_file_and_key_path(tmp_path, base):

@@ -19,11 +19,10 @@ from typing import Any, Literal
 
 import xxhash
 
-from sftforge.schemas.recipe import Recipe
+from sftforge.schemas.recipe import READ_STAGE, Recipe
 from sftforge.schemas.steps import StepBase
 from sftforge.tasks.base.step_protocol import BatchStep, FilterPassStep, RecordStep
 
-READ_STAGE = "read"
 ENGINE_VERSION = "1"  # bump when a change alters stage outputs for the same recipe
 
 SegmentKind = Literal["map", "filters", "batch"]

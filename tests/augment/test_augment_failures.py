@@ -230,11 +230,6 @@ def test_a_rerun_against_a_working_server_retries_the_failed_records(unauthorize
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="Prefect's task/flow run loggers print the exception's traceback to stderr for "
-    "every failed stage; quieting them belongs to the CLI (see the issue #12 report)",
-)
 def test_every_call_401_prints_no_traceback(unauthorized) -> None:
     assert "Traceback" not in unauthorized["failed"].stderr
 
