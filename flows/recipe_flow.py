@@ -243,9 +243,10 @@ def run_request(
     # One run per OUT: a second one refuses here (ConfigError), before Prefect starts a flow.
     with out_lock(out):
         # From here OUT is no longer the finished run its manifest describes: if this run
-        # fails, no manifest is left beside parts of another input or recipe. (A finished run
-        # writes it again, last.)
-        (out / "manifest.json").unlink(missing_ok=True)
+        # fails, no manifest (nor the dataset card `datasets.load_dataset(OUT)` follows) is
+        # left beside parts of another input or recipe. A finished run writes both again.
+        for finished_mark in ("manifest.json", "README.md"):
+            (out / finished_mark).unlink(missing_ok=True)
         return flow(request=request, quiet=quiet, loaded=loaded, return_state=return_state)
 
 

@@ -210,6 +210,7 @@ def test_stale_lock_taken_over_then_a_failed_rerun_leaves_no_manifest(tmp_path, 
         line.startswith("sftforge: run failed: stage write outputs: ") and "sharegpt.json" in line
     )
     assert not (out / "manifest.json").exists()  # the old run's is gone, and no new one
+    assert not (out / "README.md").exists()  # nor its dataset card (datasets follows it)
 
     dry = tmp_path / "dry"
     for command in (
@@ -294,3 +295,31 @@ def test_full_disk_is_one_line_and_the_rerun_matches(tmp_path, home, clean):
         check_out(out)
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_a_full_disk_in_a_worker_names_the_part_it_was_writing(tmp_path):
+    """Arrow's and write()'s ENOSPC carry no file name; the worker's error must (the run's
+    one line names it, and only the exception crosses the process boundary)."""
+    import pickle
+
+    import pyarrow as pa
+
+    from sftforge.tasks.base.atomic import write_bytes_atomic
+    from sftforge.tasks.base.shards import write_table_atomic
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)]).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        table = pa.table({"a": [os.urandom(500).hex() for _ in range(2000)]})
+        for write, target in (
+            (lambda p: write_table_atomic(table, p), disk / "s" / "part-00000.parquet"),
+            (lambda p: write_bytes_atomic(p, b"x" * 200_000), disk / "export" / "x.json"),
+        ):
+            with pytest.raises(OSError) as info:
+                write(target)
+            error = pickle.loads(pickle.dumps(info.value))
+            assert error.errno == 28 and error.filename == str(target)
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

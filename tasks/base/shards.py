@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sftforge.schemas.records import JSON_FIELDS, REJECT_SCHEMA, SCHEMAS
-from sftforge.tasks.base.atomic import temp_path, write_bytes_atomic
+from sftforge.tasks.base.atomic import naming, temp_path, write_bytes_atomic
 from sftforge.tasks.base.canonical import dumps
 from sftforge.tasks.base.stats import StageStats
 
@@ -48,15 +48,16 @@ def write_table_atomic(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     # Fixed writer settings: the same rows always give the same bytes.
-    pq.write_table(
-        table,
-        tmp,
-        compression="zstd",
-        row_group_size=10_000,
-        write_statistics=True,
-        store_schema=True,
-    )
-    os.replace(tmp, path)
+    with naming(path):
+        pq.write_table(
+            table,
+            tmp,
+            compression="zstd",
+            row_group_size=10_000,
+            write_statistics=True,
+            store_schema=True,
+        )
+        os.replace(tmp, path)
 
 
 def _json_text(value: Any) -> str:
