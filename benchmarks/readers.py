@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -67,7 +66,9 @@ def measure(reader: str, path: Path) -> None:
         source = SourceConfig(name="s", format=fmt, path=str(path))
         count = sum(1 for _ in iter_source(source, [path]))
     seconds = time.perf_counter() - began
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: a child's ru_maxrss starts at its parent's size at fork.
+    status = Path("/proc/self/status").read_text()
+    rss = int(next(ln for ln in status.splitlines() if ln.startswith("VmHWM:")).split()[1]) / 1024
     print(json.dumps({"records": count, "seconds": seconds, "rss_mb": rss}))
 
 

@@ -119,3 +119,23 @@ def test_unreachable_hub_dataset_is_one_line_from_validate(tmp_path):
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and "no-such-org/no-such-set" in done.stderr
     assert done.stderr.startswith("sftforge: ") and "Traceback" not in done.stderr
+
+
+def test_csv_rows_keep_their_text_line_numbers_and_encoding(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes(
+        b"\xef\xbb\xbfinstruction,input,output\r\n"
+        b'"Line one\r\nline two","","NA"\r\n'  # a quoted cell over two lines; NA stays text
+        b'"Bad \xff byte","","x"\r\n'
+        b'"Short row",""\r\n'
+        b'"Last","","1.50"'  # no final newline
+    )
+    kept, rejects = convert(path)
+    assert [(r["instruction"], r["output"]) for r in kept] == [
+        ("Line one\r\nline two", "NA"),
+        ("Last", "1.50"),
+    ]
+    assert [(r["reason"], r["detail"].split(":")[1], r["record"]) for r in rejects] == [
+        ("invalid_unicode", "4", '"Bad \\xff byte","","x"'),
+        ("invalid_csv", "5", '"Short row",""'),
+    ]
