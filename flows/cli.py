@@ -136,11 +136,10 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from sftforge.tasks.pipeline.out_check import check_out
+    from sftforge.tasks.publish.report import write_report  # first: a missing extra is exit 2
 
     out = Path(args.out)
     check_out(out)  # a finished run whose manifest describes its files, or exit 2
-    from sftforge.tasks.publish.report import write_report
-
     print(write_report(out))
     return 0
 
