@@ -143,7 +143,7 @@ def write_journal(path: Path, config: AugmentStep, recs: list[dict]) -> int:
                 budget = settings.budget(params["max_tokens"])
                 messages, _ = fit_messages(settings.counter, head, [], budget)
                 request = {**params, "messages": messages}
-                key = call_key(request, config.sample)
+                key = call_key(request, config.sample, record=rec["id"])
                 body = json.dumps(
                     {
                         "choices": [

@@ -84,7 +84,8 @@ class InstructionTokensOutput(_Strict):
     ]
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
     # Tokens per example, BOS and EOS included; EOS is appended only when it fits (Alpaca-LoRA).
-    # Default: Alpaca-LoRA's 256 for alpaca*, SelFee's model_max_length 512, 512 for Guanaco.
+    # Default: Alpaca-LoRA's 256 for alpaca*, SelFee's model_max_length 512, 513 for Guanaco
+    # (BOS + QLoRA's target_max_len 512).
     cutoff_len: int | None = Field(default=None, ge=2)
     train_on_inputs: bool = False  # alpaca*/selfee*: supervise the prompt too
     mask_human: bool = False  # guanaco: supervise only the assistant replies

@@ -60,7 +60,7 @@ def parquet_rows(folder: Path) -> list[dict]:
 
 # The augment steps with nothing to do: data preparation only (tests/test_augment_flow.py
 # runs the loop itself against a real local server).
-NO_CALLS = [f"steps[{i}].datasets=[]" for i in (4, 5, 6)]
+NO_CALLS = [f"steps[{i}].datasets=[]" for i in (3, 4, 5)]
 
 
 def test_selfee_recipe(tmp_path):
@@ -69,25 +69,31 @@ def test_selfee_recipe(tmp_path):
         assert stage["in"] == stage["out"] + sum(stage["rejected"].values())
     rows = parquet_rows(tmp_path / "dataset")
     assert {r["dataset"] for r in rows} == set(SELFEE_INPUTS)
-    assert not any(r["output"].rstrip().endswith("?") for r in rows)
-    keys = [query_key(r) for r in rows]
-    assert len(keys) == len(set(keys))
+    # SelFee's filters are for the ShareGPT pairs only (share_gpt_preprocess.py) ...
+    sharegpt = [r for r in rows if r["dataset"] == "sharegpt"]
+    assert sharegpt and not any(r["output"].rstrip().endswith("?") for r in sharegpt)
+    for r in sharegpt:
+        assert detect_language(r["instruction"])[0] == "en" or len(r["instruction"]) < 40
+    assert not any("<div" in r["output"] or "<p>" in r["output"] for r in sharegpt)
+    # ... Alpaca and FLAN go in as they are: answers that are questions, other languages,
+    # repeated queries (SelFee deduplicated nothing).
+    others = [r for r in rows if r["dataset"] in ("alpaca", "flan")]
+    assert any(r["output"].rstrip().endswith("?") for r in others)
+    assert any(detect_language(r["instruction"])[0] != "en" for r in others)
+    keys = [query_key(r) for r in rows if r["dataset"] == "alpaca"]
+    assert len(keys) > len(set(keys))
     flan_tasks = Counter(json.loads(r["meta"])["task"] for r in rows if r["dataset"] == "flan")
     assert flan_tasks and max(flan_tasks.values()) <= 10
-    for r in rows:
-        if r["dataset"] in ("alpaca", "flan", "sharegpt"):
-            assert detect_language(r["instruction"])[0] == "en" or len(r["instruction"]) < 40
     conala = [r for r in rows if r["dataset"] == "conala"]
+    prefix = "generate the python code snippet from the following natural language:\n"
     assert conala and all(
-        r["instruction"].startswith(
-            "generate the python code snippet from the following natural language:\n"
-        )
-        for r in conala
+        r["instruction"].startswith(prefix) and len(r["instruction"]) > len(prefix) for r in conala
     )
-    sharegpt = [r for r in rows if r["dataset"] == "sharegpt"]
-    assert sharegpt and not any("<div" in r["output"] or "<p>" in r["output"] for r in sharegpt)
+    source = [json.loads(line) for line in (SAMPLES / "conala.jsonl").read_text().splitlines()]
+    assert len(conala) == sum(row["rewritten_intent"] is not None for row in source)
     rejected = {reason for s in body["stages"] for reason in s["rejected"]}
-    assert {"answer_is_question", "duplicate", "over_group_cap"} <= rejected
+    assert {"answer_is_question", "over_group_cap", "wrong_type"} <= rejected
+    assert "duplicate" not in rejected
     # Alpaca-LoRA's finetune.py: load_dataset("json", data_files=...) with these exact keys.
     alpaca = datasets.load_dataset(
         "json", data_files=str(tmp_path / "export" / "selfee.json"), split="train"

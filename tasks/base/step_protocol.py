@@ -39,12 +39,28 @@ class StepContext:
     report: Callable[[str], None] | None = None
 
 
-class RecordStep(StepBase, ABC):
+class Summarized:
+    """A step with counts of its own beside kept/rejected (in its markers and the manifest)."""
+
+    # The manifest key of the step's summary; None: the step has none.
+    summary_key: ClassVar[str | None] = None
+
+    @classmethod
+    def combine_summaries(cls, parts: list[dict[str, Any]]) -> dict[str, Any]:
+        """The stage's summary from its shards' (the manifest's figure)."""
+        return {}
+
+
+class RecordStep(Summarized, StepBase, ABC):
     """Options of a step that handles each record on its own."""
 
     @abstractmethod
     def make(self, context: StepContext) -> RecordFn:
         """The function applied to every record (fresh per shard)."""
+
+    def summarize(self, kept: list[Record]) -> dict[str, Any] | None:
+        """With a `summary_key`: the step's own numbers for one shard's kept records."""
+        return None
 
 
 class FilterPass(ABC):
@@ -113,16 +129,9 @@ class TooManyFailures(RuntimeError):
     calls failed). The message is for the user as it is: one line, what failed and why."""
 
 
-class BatchStep(StepBase, ABC):
-    """Options of a step that sees the whole input once, with a context."""
-
-    # The manifest key of the step's summary (`summarize`, totals by `combine_summaries`).
-    summary_key: ClassVar[str | None] = None
+class BatchStep(Summarized, StepBase, ABC):
+    """Options of a step that sees the whole input once, with a context (its runner's
+    `summarize` gives the numbers `summary_key` names)."""
 
     @abstractmethod
     def make_batch(self, context: StepContext) -> BatchRunner: ...
-
-    @classmethod
-    def combine_summaries(cls, parts: list[dict[str, Any]]) -> dict[str, Any]:
-        """The stage's summary from its shards' (the manifest's figure)."""
-        return {}

@@ -53,9 +53,20 @@ from sftforge.tasks.outputs.tokenizer import LoadedTokenizer, load_tokenizer, re
 
 IGNORE_INDEX = -100
 
-# Alpaca-LoRA's cutoff_len default; SelFee's train.py model_max_length default; QLoRA's
-# Guanaco scripts trained on 512-token targets.
-DEFAULT_CUTOFF = {"selfee": 512, "selfee_answer_only": 512, "guanaco": 512}
+# Alpaca-LoRA's cutoff_len default; SelFee's train.py model_max_length default.
+DEFAULT_CUTOFF = {"selfee": 512, "selfee_answer_only": 512}
+# QLoRA's Guanaco scripts (--dataset oasst1 --target_max_len 512): the source is BOS alone and
+# the target, text + EOS, is cut at 512 tokens, so BOS comes on top of the 512.
+GUANACO_TARGET_MAX_LEN = 512
+
+
+def default_cutoff(template: str, bos_id: int | None) -> int:
+    """cutoff_len when the recipe gives none (it counts BOS, so Guanaco's adds one for it);
+    cut there, with EOS only when it fits, the ids are exactly QLoRA's."""
+    if template == "guanaco":
+        return GUANACO_TARGET_MAX_LEN + (bos_id is not None)
+    return DEFAULT_CUTOFF.get(template, 256)
+
 
 PARQUET_SCHEMA = pa.schema(
     [
@@ -81,7 +92,8 @@ def write_instruction_tokens(
     splitter: Callable[[dict[str, Any]], str],
 ) -> dict[str, Any]:
     tok = load_tokenizer(config.tokenizer)
-    cutoff = config.cutoff_len or DEFAULT_CUTOFF.get(config.template, 256)
+    bos_id = resolve_bos(tok, config.bos)
+    cutoff = config.cutoff_len or default_cutoff(config.template, bos_id)
     folder = out / "export"
 
     def jobs() -> Iterator[list[tuple[dict[str, Any], str]]]:
@@ -92,7 +104,7 @@ def write_instruction_tokens(
         InstructionBatch,
         tok,
         config,
-        resolve_bos(tok, config.bos),
+        bos_id,
         tok.require("eos") if config.add_eos else None,
         tok.hf.eos_token if config.add_eos else None,
         cutoff,

@@ -80,7 +80,7 @@ def export_row(fmt: str, record: dict[str, Any]) -> dict[str, Any] | str:
             {"id": record["id"], "model": record.get("model"), "messages": _as_messages(record)}
         )
     if fmt == "guanaco_jsonl":
-        return {"text": to_guanaco_text(_as_messages(record))}
+        return {"text": to_guanaco_text(_as_messages(record), record.get("meta"))}
     return record
 
 

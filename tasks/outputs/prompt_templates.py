@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from sftforge.tasks.readers.converters import guanaco_turns
+
 Segment = tuple[str, bool]  # (text, supervised)
 
 
@@ -108,27 +110,23 @@ def record_messages(record: dict[str, Any]) -> list[dict[str, str]]:
     ]
 
 
-_GUANACO_NAMES = {"user": "Human", "assistant": "Assistant"}
-
-
-def guanaco_segments(messages: list[dict[str, str]], mask_human: bool) -> list[Segment]:
-    """Guanaco's text; by default (QLoRA's oasst1 setup, the whole text is the target) every
-    character is supervised. With mask_human only the assistants' replies are: the space after
-    "### Assistant:" belongs to the reply, because the tokenizer joins it to the first word."""
+def guanaco_segments(
+    messages: list[dict[str, str]], mask_human: bool, meta: dict[str, Any] | None = None
+) -> list[Segment]:
+    """Guanaco's text, as written when `meta.text` holds it (tasks/readers/converters.py); by
+    default (QLoRA's oasst1 setup, the whole text is the target) every character is supervised.
+    With mask_human only the assistants' replies are: the space after "### Assistant:" belongs
+    to the reply, because the tokenizer joins it to the first word."""
+    turns = guanaco_turns(messages, meta)
     if not mask_human:
-        text = "".join(
-            f"### {_GUANACO_NAMES[m['role']]}: {m['content']}"
-            for m in messages
-            if m["role"] in _GUANACO_NAMES
-        )
-        return [(text, True)]
+        return [("".join(head + body for _, head, body in turns), True)]
     segments: list[Segment] = []
-    for m in messages:
-        if m["role"] == "user":
-            segments.append((f"### Human: {m['content']}", False))
-        elif m["role"] == "assistant":
-            segments.append(("### Assistant:", False))
-            segments.append((f" {m['content']}", True))
+    for role, head, body in turns:
+        if role == "user":
+            segments.append((head + body, False))
+        else:
+            segments.append((head, False))
+            segments.append((body, True))
     return segments
 
 
@@ -154,7 +152,7 @@ def render(
             return [(source, train_on_inputs), (outputs[0]["output"], True)]
         return [(source, train_on_inputs), (selfee_target(outputs), True)]
     if template == "guanaco":
-        segments = guanaco_segments(record_messages(record), mask_human)
+        segments = guanaco_segments(record_messages(record), mask_human, record.get("meta"))
         if not any(text for text, _ in segments):
             return Skip("empty")
         return segments

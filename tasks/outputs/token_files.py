@@ -3,7 +3,9 @@
     OUT/export/<name>.train.json        [[ids, mask], …]  (OpenChat v1's generate_dataset format)
     OUT/export/<name>.train.text.json   [decoded text, …] (what the model reads, for eyeballing)
     OUT/export/<name>.train.parquet     id, piece, input_ids, supervise_mask, length, truncated
-    …and the same for .eval when the recipe's split sends records there.
+    …and the same for .eval, always: OpenChat v1's trainer opens <model_type>.eval.json
+    whatever the data (its generate_dataset held out 1% by default), so a recipe without a
+    split gets an empty eval list rather than a trainer that dies on a missing file.
 
 `<name>` defaults to the template's name, OpenChat's `model_type`. The train/eval decision is
 made per conversation, before any splitting, so the pieces of one conversation never land in
@@ -18,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,10 +106,12 @@ def write_openchat_tokens(
         config.long_conversations, config.check_decode, config.text_files, config.parquet
     )
     make_work = partial(OpenChatBatch, tok, template, max_length, options)
+    # an empty eval part first opens the eval files, so they exist when no record goes there
+    no_eval = BatchDone({"eval": BatchPart([[] for _ in options.json_files])}, Counter())
     files, counts = write_batches(
         output_layout(folder, config),
-        ordered_map(make_work, jobs(), workers=config.workers or cpu_count()),
-        # and remove what an earlier run left: an eval split, text files since turned off
+        chain([no_eval], ordered_map(make_work, jobs(), workers=config.workers or cpu_count())),
+        # and remove what an earlier run left: text files or parquet since turned off
         stale=output_layout(folder, config, every_file=True),
     )
     return files_entry(
@@ -133,6 +138,10 @@ class BatchOptions:
     text_files: bool
     parquet: bool
 
+    @property
+    def json_files(self) -> list[str]:
+        return ["tokens", "text"] if self.text_files else ["tokens"]
+
 
 @dataclass
 class _Example:
@@ -152,7 +161,7 @@ class OpenChatBatch:
         self.tok, self.template, self.max_length, self.config = tok, template, max_length, config
         self.encoder = ConversationEncoder(tok, template)
         self.token_json = TokenJson(tok.vocab_size)
-        self.json_files = ["tokens", "text"] if config.text_files else ["tokens"]
+        self.json_files = config.json_files
 
     def __call__(self, batch: list[_Conversation]) -> BatchDone:
         counts: Counter[str] = Counter()

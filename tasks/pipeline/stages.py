@@ -114,6 +114,8 @@ def run_map_shard(out: Path, segment: Segment, shard: int, seed: int = 0) -> dic
         if columns is not None:
             rejects = whole_rejects(table, rows, rejects)  # type: ignore[arg-type]
         stats = _stats(stage, len(records), len(kept), rejects, began)
+        if stage.step.summary_key is not None:
+            stats = replace(stats, summary=stage.step.summarize(kept))
         table = _output_table(stage, table, kept, rows)
         write_stage_shard(out, stage.stage, shard, stage.kind, table, rejects)
         save_marker(out, stage.stage, shard, stats)

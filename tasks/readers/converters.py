@@ -3,38 +3,96 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from sftforge.tasks.base.outcome import Rejected
 
 _GUANACO_TURN = re.compile(r"### (Human|Assistant):")
 _GUANACO_ROLES = {"Human": "user", "Assistant": "assistant"}
+_GUANACO_NAMES = {"user": "Human", "assistant": "Assistant"}
+
+
+class GuanacoTurn(NamedTuple):
+    """One turn of a Guanaco text: `head` is its marker ("### Human:"), `body` everything up to
+    the next marker (" Hi there \\n"), so head + body over all turns is the text itself."""
+
+    role: str
+    head: str
+    body: str
+
+
+def _split_turns(text: str) -> tuple[str, list[GuanacoTurn]]:
+    """(what precedes the first marker, the turns), losing no character."""
+    marks = list(_GUANACO_TURN.finditer(text))
+    if not marks:
+        return text, []
+    ends = [m.start() for m in marks[1:]] + [len(text)]
+    turns = [
+        GuanacoTurn(_GUANACO_ROLES[m.group(1)], m.group(0), text[m.end() : end])
+        for m, end in zip(marks, ends, strict=True)
+    ]
+    return text[: marks[0].start()], turns
 
 
 def guanaco_text(row: dict[str, Any], source: str, fallback_id: str) -> dict[str, Any] | Rejected:
-    """timdettmers/openassistant-guanaco's `text` ("### Human: …### Assistant: …") -> messages."""
+    """timdettmers/openassistant-guanaco's `text` ("### Human: …### Assistant: …") -> messages.
+
+    Messages hold the stripped content (what ShareGPT exports, dedup and the structure check
+    should see). QLoRA trains on the text as written, though, spaces and newlines around the
+    turns included: when those differ from "### Role: content", `meta.text` keeps the row's
+    text, and to_guanaco_text / the guanaco template give it back byte for byte."""
     text = row.get("text")
     if not isinstance(text, str):
         return Rejected("missing_field" if text is None else "wrong_type", "`text` is not text")
-    pieces = _GUANACO_TURN.split(text)
-    if pieces[0].strip():
+    lead, turns = _split_turns(text)
+    if lead.strip():
         return Rejected("wrong_format", "text does not start with '### Human:'")
-    messages = [
-        {"role": _GUANACO_ROLES[role], "content": content.strip()}
-        for role, content in zip(pieces[1::2], pieces[2::2], strict=True)
-    ]
-    if not messages:
+    if not turns:
         return Rejected("wrong_format", "no '### Human:' / '### Assistant:' turns")
+    messages = [{"role": t.role, "content": t.body.strip()} for t in turns]
     meta = {k: v for k, v in row.items() if k != "text"}
+    if _canonical_text(messages) != text:
+        meta["text"] = text
     return {"id": fallback_id, "source": source, "model": None, "messages": messages, "meta": meta}
 
 
-def to_guanaco_text(messages: list[dict[str, Any]]) -> str:
-    """Back to Guanaco's training text; system messages have no place in it and are dropped."""
-    names = {"user": "Human", "assistant": "Assistant"}
-    return "".join(
-        f"### {names[m['role']]}: {m['content']}" for m in messages if m["role"] in names
-    )
+def _canonical_text(messages: list[dict[str, Any]]) -> str:
+    return "".join(head + body for _, head, body in _canonical_turns(messages))
+
+
+def _canonical_turns(messages: list[dict[str, Any]]) -> list[GuanacoTurn]:
+    return [
+        GuanacoTurn(m["role"], f"### {_GUANACO_NAMES[m['role']]}:", f" {m['content']}")
+        for m in messages
+        if m["role"] in _GUANACO_NAMES
+    ]
+
+
+def guanaco_turns(
+    messages: list[dict[str, Any]], meta: dict[str, Any] | None = None
+) -> list[GuanacoTurn]:
+    """The turns of Guanaco's training text for these messages (system messages have no place
+    in it and are dropped): as written in `meta.text` while the messages are still a run of the
+    turns parsed from it (a step may have dropped a leading or trailing one), else canonical."""
+    turns = _canonical_turns(messages)
+    text = meta.get("text") if isinstance(meta, dict) else None
+    if not isinstance(text, str) or not turns:
+        return turns
+    lead, written = _split_turns(text)
+    wanted = [(t.role, t.body[1:]) for t in turns]  # the contents, exactly
+    parsed = [(t.role, t.body.strip()) for t in written]
+    for start in range(len(parsed) - len(wanted) + 1):
+        if parsed[start : start + len(wanted)] == wanted:
+            exact = written[start : start + len(wanted)]
+            if start == 0:  # whitespace before the first marker is the text's too
+                exact[0] = exact[0]._replace(head=lead + exact[0].head)
+            return exact
+    return turns
+
+
+def to_guanaco_text(messages: list[dict[str, Any]], meta: dict[str, Any] | None = None) -> str:
+    """Back to Guanaco's training text (byte for byte when `meta.text` holds the original)."""
+    return "".join(head + body for _, head, body in guanaco_turns(messages, meta))
 
 
 # deepmind/code_contests language codes, most wanted first (SelFee trained on Python).

@@ -21,13 +21,26 @@ def filter_question(record: dict[str, Any]) -> dict[str, Any] | Rejected:
     return record
 
 
+def make_question_filter(datasets: list[str] | None) -> RecordFn:
+    if datasets is None:
+        return filter_question
+    only = set(datasets)
+
+    def filter_question_of(record: dict[str, Any]) -> dict[str, Any] | Rejected:
+        return filter_question(record) if record.get("dataset") in only else record
+
+    return filter_question_of
+
+
 @register_step
 class FilterQuestionStep(RecordStep):
     """SelFee's intent: drop pairs whose answer is itself a question (ends with "?")."""
 
     kinds: ClassVar[tuple[str, ...]] = INSTRUCTION
-    reads: ClassVar[tuple[str, ...] | None] = ("output",)
+    reads: ClassVar[tuple[str, ...] | None] = ("output", "dataset")
     step: Literal["filter_question"]
+    # Only records of these datasets are checked (SelFee: the ShareGPT pairs); None: every one.
+    datasets: list[str] | None = None
 
     def make(self, context: StepContext) -> RecordFn:
-        return filter_question
+        return make_question_filter(self.datasets)

@@ -1,7 +1,8 @@
 """ChatGPT's rendered answer HTML (ShareGPT, 2023) -> Markdown.
 
 Keeps what FastChat's cleaner did right (fenced code with the language from the code
-header, no "Copy code" button text, no "N / N" regeneration counter) and fixes what it got
+header, no "Copy code" button text, no "N / N" regeneration counter, in user turns too: the
+ShareGPT extension glued an edit counter to them, "1 / 1How do…") and fixes what it got
 wrong: no backslash escapes in prose, code blocks byte-exact (blank lines and indentation
 kept), GFM tables, verbatim inline code, KaTeX as LaTeX, code blocks kept inside list items.
 
@@ -37,6 +38,10 @@ _PLACEHOLDER_LINE = re.compile(r"^(?P<prefix>.*?)SFTFORGECODEBLOCK(?P<n>\d+)X[ \
 _PLACEHOLDER_ANY = re.compile(r"SFTFORGECODEBLOCK(\d+)X")
 _LIST_MARKER = re.compile(r"[-*+]|\d{1,9}[.)]")
 _REGENERATE = re.compile(r"^\s*\d+\s*/\s*\d+")
+# The ShareGPT extension wrote the edit counter ("2 / 3") glued to the start of a user turn
+# ("2 / 3Describe…"): only a counter directly followed by text is one, so a question about
+# "1 / 2 cups" keeps its fraction (see strip_edit_counter for text that starts with digits).
+_USER_COUNTER = re.compile(r"([1-9]\d*) / (\d+)")
 _COPY_CHARS = re.compile(r"Copy\d+ chars / \d+ words")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 # ChatGPT's answer wrapper: one block element that carries nothing Markdown needs.
@@ -205,8 +210,10 @@ def _put_code_back(markdown: str, blocks: list[tuple[str, str]]) -> str:
     )
 
 
-def html_to_markdown(value: str) -> str:
-    """Convert one rendered ChatGPT answer to Markdown. Raises on HTML lxml cannot parse."""
+def html_to_markdown(value: str, user: bool = False) -> str:
+    """Convert one rendered ChatGPT answer to Markdown. Raises on HTML lxml cannot parse.
+    An answer loses FastChat's leading "N / N" regeneration counter; a user turn (`user`) only
+    the edit counter the extension glued to its text."""
     if "<" not in value:
         text = html.unescape(value)
     else:
@@ -223,26 +230,48 @@ def html_to_markdown(value: str) -> str:
         if blocks:
             text = _put_code_back(text, blocks)
     text = _COPY_CHARS.sub("", text)
+    if user:
+        return strip_edit_counter(text.strip())
     noise = _REGENERATE.match(text)
     if noise:
         text = text[noise.end() :]
     return text.strip()
 
 
+def strip_edit_counter(text: str) -> str:
+    """A user turn without the extension's leading `N / M` edit counter (see _USER_COUNTER).
+
+    The text may itself start with digits ("1 / 1" + "3 ft = 36 in." reads "1 / 13 ft = 36
+    in."), so M is the shortest run of the digits that is at least N, and the counter counts
+    only if text follows it at once: counters count a few edits, and text that starts with a
+    number is common. ("1 / 12 apples" so loses "1 / 1": a fraction with a two-digit
+    denominator, spaced, at the very start of a turn is the rarer case.)"""
+    match = _USER_COUNTER.match(text)
+    if not match:
+        return text
+    n, digits = int(match.group(1)), match.group(2)
+    for end in range(1, len(digits) + 1):
+        if int(digits[:end]) >= n:
+            rest = text[match.start(2) + end :]
+            return rest if rest[:1].strip() else text
+    return text  # "3 / 2…": no version 3 of 2, so not a counter
+
+
 def convert_messages(record: dict[str, Any], roles: list[str]) -> dict[str, Any] | Rejected:
-    """The step: HTML -> Markdown for `roles`; other messages are only whitespace-trimmed."""
+    """The step: HTML -> Markdown for `roles`; other messages are only whitespace-trimmed, and
+    user turns lose the extension's edit counter either way (FastChat cleaned every turn)."""
     messages = []
     for i, message in enumerate(record["messages"]):
-        content = message["content"]
+        content, user = message["content"], message["role"] == "user"
         if message["role"] in roles:
             try:
-                content = html_to_markdown(content)
+                content = html_to_markdown(content, user=user)
             except RecursionError:
                 return Rejected("parse_error", f"message {i}: HTML nested too deeply")
             except Exception as exc:  # lxml / bs4 reject some markup outright
                 return Rejected("parse_error", f"message {i}: {type(exc).__name__}: {exc}")
         else:
-            content = content.strip()
+            content = strip_edit_counter(content.strip()) if user else content.strip()
         messages.append({"role": message["role"], "content": content})
     return {**record, "messages": messages}
 

@@ -39,6 +39,34 @@ def fast_config(**overrides: Any) -> AugmentStep:
     return AugmentStep.model_validate(values)
 
 
+NEEDED = "Wrong bounds. Score: 4\n\nRevision is needed."
+NOT_NEEDED = "Correct. Score: 9. Revision is not needed."
+
+
+def instruction_record(**fields: str) -> dict:
+    base = {
+        "id": "x1",
+        "source": "test",
+        "dataset": "unit",
+        "instruction": "Add one to n",
+        "input": "",
+        "output": "",
+    }
+    return {**base, **fields}
+
+
+def script(server: Any, *texts: str) -> None:
+    """llmock replies, in order."""
+    from llmock.scenarios import Reply
+
+    server.state.scenarios.add(*(Reply(text=t) for t in texts))
+
+
+def sent(server: Any) -> list[list[dict]]:
+    """The messages of every request the llmock server saw, in order."""
+    return [r.body["messages"] for r in server.state.journal.records(wait=2.0)]
+
+
 def make_records(n: int, *, stop_every: int = 2, prefix: str = "question") -> list[dict]:
     """Instruction records. With an echo server, the feedback repeats the start of its prompt
     (the instruction), so records whose instruction says "no need" stop after one pair and the
@@ -77,6 +105,7 @@ class PickyServer:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 picky.requests += 1
+                picky.seen.append({k.lower(): v for k, v in self.headers.items()})
                 status = _failing_status(body.decode("utf-8", "replace"))
                 payload = _error(status) if status else _completion()
                 data = json.dumps(payload).encode()
@@ -90,6 +119,7 @@ class PickyServer:
                 pass
 
         self.requests = 0
+        self.seen: list[dict[str, str]] = []  # each request's HTTP headers, lower-cased names
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"

@@ -5,35 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from augment_support import fast_config
-from llmock.scenarios import Fail, Reply
+from augment_support import NEEDED, NOT_NEEDED, fast_config, script, sent
+from augment_support import instruction_record as record
+from llmock.scenarios import Fail
 
 from sftforge.tasks.steps.augment import augment_records
-from sftforge.tasks.steps.augment.postprocess import clean_answer, clean_feedback, clean_revision
-
-NEEDED = "Wrong bounds. Score: 4\n\nRevision is needed."
-NOT_NEEDED = "Correct. Score: 9. Revision is not needed."
-
-
-def record(**fields: str) -> dict:
-    base = {
-        "id": "x1",
-        "source": "test",
-        "dataset": "unit",
-        "instruction": "Add one to n",
-        "input": "",
-        "output": "",
-    }
-    return {**base, **fields}
-
-
-def script(server, *texts: str) -> None:
-    server.state.scenarios.add(*(Reply(text=t) for t in texts))
-
-
-def sent(server) -> list[list[dict]]:
-    """The messages of every request the server saw, in order."""
-    return [r.body["messages"] for r in server.state.journal.records(wait=2.0)]
 
 
 def test_stops_when_the_feedback_says_not_needed(start_server, api_env, tmp_path: Path) -> None:
@@ -51,12 +27,20 @@ def test_stops_when_the_feedback_says_not_needed(start_server, api_env, tmp_path
     assert out["usage"]["prompt_tokens"] > 0 and out["usage"]["cost"] > 0
     requests = sent(server)
     assert len(requests) == 4 and not server.state.scenarios.pending()
-    # The feedback call is a fresh chat; the revision call is the running chat.
+    # SelFee's Alpaca chats: the question with a line break after it; then one chat --
+    # critique request, critique, request to revise, revision, its critique request.
+    assert requests[0] == [{"role": "user", "content": "Add one to n\n"}]
+    critique = requests[1][0]
     assert (
-        len(requests[1]) == 1 and "Here is a proposed answer:\nn + 2" in requests[1][0]["content"]
+        len(requests[1]) == 1
+        and "Add one to n\nHere is a proposed answer:\nn + 2" in (critique["content"])
     )
-    assert [m["role"] for m in requests[2]] == ["user", "assistant", "user", "assistant", "user"]
-    assert requests[2][1]["content"] == "n + 2" and requests[2][3]["content"] == NEEDED
+    assert [m["role"] for m in requests[2]] == ["user", "assistant", "user"]
+    assert requests[2][:2] == [critique, {"role": "assistant", "content": NEEDED}]
+    assert "Write as if the revised answer is the first try." in requests[2][2]["content"]
+    assert requests[3][:3] == requests[2]
+    assert requests[3][3] == {"role": "assistant", "content": "n + 1"}
+    assert "Here is a proposed answer:\nn + 1" in requests[3][4]["content"]
 
 
 def test_caps_at_five_pairs(start_server, api_env, tmp_path: Path) -> None:
@@ -66,14 +50,22 @@ def test_caps_at_five_pairs(start_server, api_env, tmp_path: Path) -> None:
     (out,) = augment_records([record()], fast_config(), tmp_path / "j.sqlite")
     assert (out["iteration"], out["iteration_truncated"]) == (5, True)
     assert [pair["output"] for pair in out["outputs"]] == ["a0", "a1", "a2", "a3", "a4"]
-    assert len(sent(server)) == 10  # 1 answer, 5 feedbacks, 4 revisions
-    # The last revision call carries every earlier round, oldest first.
-    assert [m["content"] for m in sent(server)[-2] if m["role"] == "assistant"][::2] == [
-        "a0",
+    requests = sent(server)
+    assert len(requests) == 10  # 1 answer, 5 feedbacks, 4 revisions
+    # The second revision call carries every round since the chat began ...
+    assert [m["content"] for m in requests[4] if m["role"] == "assistant"] == [
+        NEEDED,
         "a1",
-        "a2",
-        "a3",
+        NEEDED,
     ]
+    # ... and from the third answer on, each critique starts the chat afresh (SelFee's
+    # last_flag): the last revision call holds only the fourth answer's critique and the
+    # request to revise it, without "Write as if the revised answer is the first try".
+    critique_a3, said, revise = requests[-2]
+    assert "Here is a proposed answer:\na3" in critique_a3["content"]
+    assert said == {"role": "assistant", "content": NEEDED}
+    assert "within 500 words" in revise["content"] and "first try" not in revise["content"]
+    assert len(requests[-1]) == 1 and "Here is a proposed answer:\na4" in requests[-1][0]["content"]
 
 
 def test_configurable_cap(start_server, api_env, tmp_path: Path) -> None:
@@ -106,28 +98,22 @@ def test_teacher_preset_keeps_the_gold_answer(start_server, api_env, tmp_path: P
     requests = sent(server)
     assert requests[0] == [{"role": "user", "content": "Add one to n"}]  # the student answers
     assert "teaching assistant" in requests[1][0]["content"]
-    assert "n + 1  # gold" in requests[1][0]["content"]
+    assert requests[1][2] == {"role": "user", "content": "Here is the answer:\nn + 1  # gold\n"}
     assert "minimal edits" in requests[2][-1]["content"]
+    # The student sees the teacher's critique as it is; the teacher, critiquing the revision,
+    # still has its role, the question, the gold answer, the first answer and its critique.
+    assert requests[2][1:3] == [
+        {"role": "assistant", "content": "n+2"},
+        {"role": "user", "content": NEEDED},
+    ]
+    assert requests[3][:4] == requests[1] and requests[3][4:6] == [
+        {"role": "assistant", "content": NEEDED},
+        {"role": "user", "content": "n+1"},
+    ]
+    assert requests[3][6]["content"].startswith("Here is a revised proposed answer:\nn+1\n\n")
     # Without a gold answer the teacher cannot work: failed, with the reason, nothing sent.
     (bad,) = augment_records([record(id="x2")], config, tmp_path / "j.sqlite")
     assert bad["status"] == "failed" and "gold" in bad["error"] and len(sent(server)) == 4
-
-
-def test_postprocessing_runs_on_what_the_model_wrote(start_server, api_env, tmp_path) -> None:
-    server = start_server()
-    api_env(server)
-    script(
-        server,
-        "I apologize, but here goes. n + 2",
-        "Close, but revision is needed.",
-        "I apologize for the error. n + 1\nThis revision fixes the offset.",
-        NOT_NEEDED,
-    )
-    (out,) = augment_records([record()], fast_config(), tmp_path / "j.sqlite")
-    assert out["outputs"] == [
-        {"output": "n + 2", "feedback": "Close. Revision is needed."},
-        {"output": "n + 1", "feedback": NOT_NEEDED},
-    ]
 
 
 def test_a_failed_call_fails_the_record_and_the_rerun_retries_it(
@@ -185,14 +171,8 @@ def test_replaying_selfee_chains_reproduces_them(
     out = augment_records(records, config, tmp_path / "j.sqlite")
     assert not server.state.scenarios.pending()
     for data, got in zip(picked, out, strict=True):
-        expected = [
-            {
-                "output": (clean_revision if i else clean_answer)(p["output"]),
-                "feedback": clean_feedback(p["feedback"]),
-            }
-            for i, p in enumerate(data["outputs"])
-        ]
-        assert got["outputs"] == expected
+        # SelFee's texts back exactly: its clean-ups leave its own output unchanged.
+        assert got["outputs"] == data["outputs"]
         assert (got["iteration"], got["iteration_truncated"]) == (
             data["iteration"],
             data["iteration_truncated"],

@@ -35,6 +35,9 @@ def test_files_are_openchats_format(tmp_path, tok_config, ids) -> None:
     result = write_openchat_tokens(tmp_path, _config(tok_config), records_fn(records), all_train)
     export = tmp_path / "export"
     assert sorted(p.name for p in export.iterdir()) == [
+        "openchat.eval.json",  # always there, empty here: OpenChat's trainer opens it
+        "openchat.eval.parquet",
+        "openchat.eval.text.json",
         "openchat.train.json",
         "openchat.train.parquet",
         "openchat.train.text.json",
@@ -81,7 +84,7 @@ def test_split_is_decided_per_conversation_before_splitting(tmp_path, tok_config
     assert len(json.loads((export / "openchat.eval.json").read_text())) == len(evals)
 
 
-def test_rerun_is_byte_identical_and_removes_a_stale_eval_split(tmp_path, tok_config) -> None:
+def test_rerun_is_byte_identical_and_empties_a_stale_eval_split(tmp_path, tok_config) -> None:
     records = [conv(("user", f"q{i}"), ("assistant", f"a{i}"), id=f"c{i}") for i in range(9)]
     config = _config(tok_config)
     write_openchat_tokens(tmp_path, config, records_fn(records), every_third_eval)
@@ -90,10 +93,15 @@ def test_rerun_is_byte_identical_and_removes_a_stale_eval_split(tmp_path, tok_co
     assert digest(tmp_path / "export") == first
     assert "openchat.eval.json" in first
     write_openchat_tokens(tmp_path, config, records_fn(records), all_train)  # no split now
-    assert not any("eval" in name for name in digest(tmp_path / "export"))
+    assert json.loads((tmp_path / "export" / "openchat.eval.json").read_text()) == []
     no_text = _config(tok_config, text_files=False)
     write_openchat_tokens(tmp_path, no_text, records_fn(records), all_train)
-    assert sorted(digest(tmp_path / "export")) == ["openchat.train.json", "openchat.train.parquet"]
+    assert sorted(digest(tmp_path / "export")) == [
+        "openchat.eval.json",
+        "openchat.eval.parquet",
+        "openchat.train.json",
+        "openchat.train.parquet",
+    ]
 
 
 def test_conversations_without_supervision_are_dropped_and_counted(tmp_path, tok_config) -> None:

@@ -2,10 +2,10 @@
 
 A call is written "started" (with the request) before it is sent and "done" (with the raw
 response body) after it returns, each in its own committed transaction with a full fsync, so
-a SIGKILL at any point leaves every finished call on disk. Calls are keyed by a hash of what
-is sent -- model, messages, generation parameters and the sample index -- so a rerun that asks
-the same thing finds the answer instead of paying for it again. Credentials are never
-part of a request row.
+a SIGKILL at any point leaves every finished call on disk. Calls are keyed by a hash of the
+record that asks (its id) and of what is sent -- model, messages, generation parameters and
+the sample index -- so a rerun that asks the same thing for the same record finds the answer
+instead of paying for it again. Credentials are never part of a request row.
 
 A second table keeps each finished record's result under a hash of the record and of the
 settings that shape its chain: resuming a finished shard reads one row per record instead of
@@ -69,14 +69,21 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def call_key(request: dict[str, Any], sample: int, repeat: int = 0) -> str:
-    """Content hash of one call; `request` is everything sent except credentials.
+def call_key(
+    request: dict[str, Any], sample: int, repeat: int = 0, record: str | None = None
+) -> str:
+    """Hash of one call; `request` is everything sent except credentials.
 
+    `record` names the record that asks (its id): SelFee made one call per record, so two
+    records sending the same request each get their own sample. None (`share_calls`): the
+    key is the content alone and such records share one call.
     `repeat` counts earlier identical requests in the same chain: when a revision comes back
     unchanged, SelFee asks for feedback on it again and gets a fresh sample, not the old one.
     """
-    payload = canonical_json({"request": request, "sample": sample, "repeat": repeat})
-    return xxhash.xxh3_128_hexdigest(payload.encode("utf-8"))
+    fields: dict[str, Any] = {"request": request, "sample": sample, "repeat": repeat}
+    if record is not None:
+        fields["record"] = record
+    return xxhash.xxh3_128_hexdigest(canonical_json(fields).encode("utf-8"))
 
 
 @dataclass(frozen=True)

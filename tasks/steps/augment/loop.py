@@ -4,11 +4,14 @@
     repeat:  feedback = critique(answer); keep (answer, feedback)
              stop if the feedback says no revision is needed          -> iteration_truncated false
              stop if max_iterations pairs are kept                   -> iteration_truncated true
-             answer = revise(running chat)
+             revision = revise(the chat so far)
+             stop if it says "N/A" (dropped, as SelFee did)           -> iteration_truncated false
+             answer = revision
 
-The chain is a pure function of the record, the step's settings and the calls' responses, and
-every response comes from the journal when it is there -- so rerunning a record after a crash
-replays what was already paid for and sends only what is missing.
+The chats and the clean-ups are SelFee's (presets.py, postprocess.py). The chain is a pure
+function of the record, the step's settings and the calls' responses, and every response comes
+from the journal when it is there -- so rerunning a record after a crash replays what was
+already paid for and sends only what is missing.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ from sftforge.tasks.steps.augment.presets import (
     Message,
     Preset,
     answer_messages,
-    feedback_messages,
+    context_of,
+    ends_chain,
+    feedback_chat,
     needs_revision,
     revision_chat,
 )
@@ -46,6 +51,7 @@ _NOT_SHAPING = {
     "base_url",
     "api_key_secret_block",
     "timeout_seconds",
+    "record_id_header",
     "concurrency",
     "rpm",
     "tpm",
@@ -135,11 +141,19 @@ class LoopSettings:
 
 
 class _Chain:
-    """Usage and the truncation flag of one record's calls."""
+    """One record's calls: their keys, usage and the truncation flag."""
 
-    def __init__(self, settings: LoopSettings, call: Call) -> None:
+    def __init__(self, settings: LoopSettings, call: Call, record: dict[str, Any]) -> None:
         self.settings = settings
         self.call = call
+        config = settings.config
+        # Whose calls these are: part of every key unless records share identical calls.
+        self.owner = None if config.share_calls else record_identity(record)
+        self.headers = (
+            {config.record_id_header: str(record.get("id") or "")}
+            if config.record_id_header
+            else {}
+        )
         self.truncated = False
         self.prompt_tokens = 0
         self.completion_tokens = 0
@@ -152,17 +166,19 @@ class _Chain:
     ) -> str:
         settings = self.settings
         params = settings.params(kind)
+        sample = settings.config.sample
         for _ in range(3):
             budget = settings.budget(params["max_tokens"])
             messages, cut = fit_messages(settings.counter, head, rounds or [], budget)
             request = {**params, "messages": messages}
-            base = call_key(request, settings.config.sample)
+            base = call_key(request, sample, record=self.owner)
             repeat = self._asked[base]
             spec = CallSpec(
-                key=call_key(request, settings.config.sample, repeat) if repeat else base,
+                key=call_key(request, sample, repeat, record=self.owner) if repeat else base,
                 request=request,
                 prompt_tokens=count_messages(settings.counter, messages),
                 max_tokens=params["max_tokens"],
+                headers=self.headers,
             )
             try:
                 result = await self.call(spec)
@@ -182,40 +198,59 @@ class _Chain:
         raise CallFailed(f"{kind} prompt does not fit the model's context")
 
 
+async def _run_chain(
+    record: dict[str, Any],
+    settings: LoopSettings,
+    chain: _Chain,
+    answers: list[str],
+    feedbacks: list[str],
+) -> bool:
+    """SelFee's loop, filling `answers` and `feedbacks` (kept as far as they got when a call
+    fails); returns iteration_truncated."""
+    preset, config = settings.preset, settings.config
+    gold = str(record.get("output") or "")
+    if not str(record.get("instruction") or "").strip():
+        raise CallFailed("record has no instruction")
+    if preset.needs_gold and not gold.strip():
+        raise CallFailed(f"preset {config.preset} needs the record's output as gold answer")
+    if preset.use_existing_output and gold.strip():
+        answers.append(gold)
+    else:
+        raw = await chain.ask("answer", answer_messages(preset, record))
+        answers.append(clean_answer(raw, teacher=preset.clean_first_answer))
+    while True:
+        raw = await chain.ask("feedback", *feedback_chat(preset, record, answers, feedbacks))
+        feedbacks.append(clean_feedback(raw, of_revision=len(answers) > 1))
+        if not needs_revision(feedbacks[-1], preset.stop_phrases):
+            return False
+        if len(answers) >= config.max_iterations:
+            return True
+        raw = await chain.ask("revision", *revision_chat(preset, record, answers, feedbacks))
+        if ends_chain(preset, raw, gold):
+            return False
+        answers.append(clean_revision(raw))
+
+
 async def augment_record(record: dict[str, Any], settings: LoopSettings, call: Call) -> dict:
     """The record with SelFee's fields added; never raises for a failed call."""
-    preset, config = settings.preset, settings.config
-    chain = _Chain(settings, call)
-    pairs: list[tuple[str, str]] = []
+    preset = settings.preset
+    chain = _Chain(settings, call, record)
+    answers: list[str] = []
+    feedbacks: list[str] = []
     iteration_truncated = False
     error: str | None = None
     try:
-        if not str(record.get("instruction") or "").strip():
-            raise CallFailed("record has no instruction")
-        if preset.needs_gold and not str(record.get("output") or "").strip():
-            raise CallFailed(f"preset {config.preset} needs the record's output as gold answer")
-        existing = str(record.get("output") or "")
-        if preset.use_existing_output and existing.strip():
-            answer = existing
-        else:
-            answer = clean_answer(await chain.ask("answer", answer_messages(preset, record)))
-        while True:
-            feedback = clean_feedback(
-                await chain.ask("feedback", feedback_messages(preset, record, answer))
-            )
-            pairs.append((answer, feedback))
-            if not needs_revision(feedback, preset.stop_phrases):
-                break
-            if len(pairs) >= config.max_iterations:
-                iteration_truncated = True
-                break
-            head, rounds = revision_chat(preset, record, pairs)
-            answer = clean_revision(await chain.ask("revision", head, rounds))
+        iteration_truncated = await _run_chain(record, settings, chain, answers, feedbacks)
     except CallFailed as exc:
         error = str(exc)
     except Exception as exc:  # one bad record must not end the run
         error = f"{type(exc).__name__}: {exc}"
+    # After a failed call, an answer still waiting for its critique is not a pair.
+    pairs = list(zip(answers, feedbacks, strict=False))
     out = dict(record)
+    if preset.fold_input:
+        # SelFee's teacher writes the question as it asked it: the input folded in.
+        out.update(instruction=context_of(record), input="")
     if error is None and not preset.needs_gold and not str(record.get("output") or "").strip():
         # An Alpaca-style record with no answer of its own gets the chain's final one.
         out["output"] = pairs[-1][0]
@@ -233,6 +268,15 @@ async def augment_record(record: dict[str, Any], settings: LoopSettings, call: C
         error=error,
     )
     return out
+
+
+def record_identity(record: dict[str, Any]) -> str:
+    """Who a call belongs to: the record's id (unique within a run, stable across reruns),
+    or, for a record without one, a hash of its content."""
+    ident = record.get("id")
+    if ident is not None and str(ident) != "":
+        return str(ident)
+    return "content:" + record_key(record, "")
 
 
 def record_key(record: dict[str, Any], fingerprint: str) -> str:

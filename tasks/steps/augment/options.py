@@ -55,15 +55,23 @@ class Turn(_Strict):
 
 
 class Prompts(_Strict):
-    """Prompt templates. Unset fields keep the preset's text."""
+    """Prompt templates. Unset fields keep the preset's text (SelFee's, word for word); the
+    shape of the chats is the preset's (presets.py)."""
 
     system: str | None = None
     # First call: the question the model answers.
     answer: str | None = None
-    # A fresh single-message chat asking for a critique of `{answer}`.
+    # The request for a critique of the first `{answer}` (one user message).
     feedback: str | None = None
-    # Turns appended to the running chat (after the latest answer) to ask for a revision.
+    # Turns added to the critic's chat, after its last critique, for a revised `{answer}`.
+    feedback_revision: list[Turn] | None = None
+    # Turns added after a critique (`{feedback}`) to ask for a revision.
     revision: list[Turn] | None = None
+    # The same from the third answer on (selfee's restarted chat); unset with `revision` set:
+    # `revision` for every round.
+    revision_late: list[Turn] | None = None
+    # The critic's opening turns (selfee_teacher: its role, the question, the `{gold}` answer).
+    critic: list[Turn] | None = None
 
     @field_validator("system", "answer", "feedback")
     @classmethod
@@ -129,6 +137,10 @@ class AugmentOptions(_Strict):
     # Part of every call's cache key: change it to draw a fresh chain for the same records.
     sample: int = Field(default=0, ge=0)
     seed: int | None = None
+    # Each record makes its own calls, as SelFee did (one chain per record, at temperature
+    # 1.0), so two records with the same instruction get two samples. true: records that send
+    # identical requests share one call and its answer -- cheaper, identical chains.
+    share_calls: bool = False
 
     # -- context ---------------------------------------------------------------------------
     # Tokens the model accepts (prompt + completion). None: DEFAULT_CONTEXT_WINDOWS, else 4096.
@@ -148,6 +160,9 @@ class AugmentOptions(_Strict):
     # Name of a Prefect Secret block holding the key; loaded only when set.
     api_key_secret_block: str | None = None
     timeout_seconds: float = Field(default=120.0, gt=0)
+    # An HTTP header (e.g. X-Record-Id) carrying the record's id on each of its calls, for a
+    # gateway's logs or a replay server; never part of the request body or its journal key.
+    record_id_header: str | None = Field(default=None, pattern=r"^[A-Za-z0-9\-]+$")
 
     # -- throughput and failures -------------------------------------------------------------
     concurrency: int = Field(default=16, ge=1)
