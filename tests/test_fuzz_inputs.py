@@ -30,7 +30,7 @@ from tests.fuzz_inputs import (
     sharegpt_set,
 )
 
-RECORDS = int(os.environ.get("SFTFORGE_FUZZ_RECORDS", "2000"))
+RECORDS = int(os.environ.get("SFTFORGE_FUZZ_RECORDS", "1200"))
 
 
 def one_line_file(tmp_path: Path, line: bytes, name: str = "x.jsonl") -> Path:
