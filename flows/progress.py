@@ -201,8 +201,19 @@ def summary_table(body: dict[str, Any]) -> Table:
         f"{first} records in, {body['stages'][-1]['out']} out, "
         f"{body['wall_seconds']:.1f} s wall ({first / max(body['wall_seconds'], 1e-9):,.0f} rec/s)"
         + (f"; {total_failed} failed (kept, retried by a rerun)" if total_failed else "")
+        + _id_collisions(body["stages"][0] if body["stages"] else {})
     )
     return table
+
+
+def _id_collisions(read: dict[str, Any]) -> str:
+    """The caption's note on repeated input ids (none: nothing, so the usual caption stays)."""
+    counts = read.get("id_collisions") or {}
+    if not counts:
+        return ""
+    per_source = ", ".join(f"{source}: {n}" for source, n in counts.items())
+    total = sum(counts.values())
+    return f"; {total} repeated {'id' if total == 1 else 'ids'} made unique (#2, #3…: {per_source})"
 
 
 def backfill_table(rows: list[dict[str, Any]], title: str) -> Group:

@@ -17,6 +17,8 @@ class StageStats:
     seconds: float = 0.0
     # A batch step's own numbers for this shard (augment: calls, tokens, cost).
     summary: dict[str, Any] | None = None
+    # The read stage: per source, the records whose id was taken and got a `#n` suffix.
+    id_collisions: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def of_shard(
@@ -27,24 +29,34 @@ class StageStats:
         reasons: Iterable[str],
         seconds: float,
         summary: dict[str, Any] | None = None,
+        id_collisions: dict[str, int] | None = None,
     ) -> StageStats:
         counts = Counter(reasons)
         return cls(
-            fingerprint, n_in, n_out, dict(sorted(counts.items())), round(seconds, 4), summary
+            fingerprint,
+            n_in,
+            n_out,
+            dict(sorted(counts.items())),
+            round(seconds, 4),
+            summary,
+            _nonzero(id_collisions or {}),
         )
 
     @classmethod
     def merge(cls, shards: list[StageStats]) -> StageStats:
         """A whole stage: its shards' counts summed (the fingerprint is per shard: none)."""
         rejected: Counter[str] = Counter()
+        collisions: Counter[str] = Counter()
         for stats in shards:
             rejected.update(stats.rejected)
+            collisions.update(stats.id_collisions)
         return cls(
             fingerprint="",
             n_in=sum(s.n_in for s in shards),
             n_out=sum(s.n_out for s in shards),
             rejected=dict(sorted(rejected.items())),
             seconds=round(sum(s.seconds for s in shards), 3),
+            id_collisions=_nonzero(collisions),
         )
 
     @property
@@ -61,6 +73,8 @@ class StageStats:
         }
         if self.summary is not None:
             body["summary"] = self.summary
+        if self.id_collisions:  # only where there were any: other markers stay as they were
+            body["id_collisions"] = self.id_collisions
         return body
 
     @classmethod
@@ -72,7 +86,12 @@ class StageStats:
             body["rejected"],
             body["seconds"],
             body.get("summary"),
+            body.get("id_collisions", {}),
         )
+
+
+def _nonzero(counts: dict[str, int]) -> dict[str, int]:
+    return {k: v for k, v in sorted(counts.items()) if v}
 
 
 def stage_totals(

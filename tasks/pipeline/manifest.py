@@ -12,8 +12,8 @@ from sftforge.schemas.recipe import Recipe
 from sftforge.tasks.base.atomic import write_bytes_atomic
 from sftforge.tasks.base.canonical import dumps
 from sftforge.tasks.base.stats import StageStats, stage_totals
-from sftforge.tasks.base.step_protocol import BatchStep
-from sftforge.tasks.pipeline.plan import Plan
+from sftforge.tasks.base.step_protocol import Summarized
+from sftforge.tasks.pipeline.plan import READ_STAGE, Plan
 
 _PACKAGES = (
     "sftforge",
@@ -44,11 +44,17 @@ def package_versions() -> dict[str, str]:
 
 
 def stage_entries(plan: Plan, per_stage: dict[str, list[StageStats]]) -> list[dict[str, Any]]:
-    """Per stage: its shards summed, with a batch step's own summary under its key."""
+    """Per stage: its shards summed, with a step's own summary under its key; the read
+    stage's with `id_collisions` ({source: records whose id got a `#n`}, `{}` if none)."""
     entries = []
     for name in plan.stages:
+        if name == READ_STAGE:
+            entry = stage_totals(name, per_stage[name])
+            entry["id_collisions"] = StageStats.merge(per_stage[name]).id_collisions
+            entries.append(entry)
+            continue
         step = plan.step_of(name)
-        if isinstance(step, BatchStep):
+        if isinstance(step, Summarized) and step.summary_key is not None:
             combine = step.combine_summaries
             entries.append(stage_totals(name, per_stage[name], step.summary_key, combine))
         else:

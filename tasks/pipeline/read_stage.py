@@ -2,12 +2,15 @@
 records; each input item becomes records of the recipe's kind, or rejects.
 
 Sources are read in recipe order, so "first occurrence" in later steps means recipe order.
+Every id of the read is unique (pipeline/unique_ids.py); a repeated one gets `#2`, `#3`, …,
+counted per source in the stage's `id_collisions`.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ from sftforge.tasks.base.shards import (
 from sftforge.tasks.base.stats import StageStats
 from sftforge.tasks.base.step_protocol import StepContext
 from sftforge.tasks.pipeline.plan import READ_STAGE, Plan
+from sftforge.tasks.pipeline.unique_ids import RunIds, content_key
 from sftforge.tasks.readers.converters import code_contests, first_pair, guanaco_text
 from sftforge.tasks.readers.mapping import MappingError, explode, to_instruction
 from sftforge.tasks.readers.raw import RawItem
@@ -51,16 +55,25 @@ class _Original:
 
 
 class SourceConverter:
-    """Turns one source's raw items into records; holds that source's preprocess steps."""
+    """Turns one source's raw items into records; holds that source's preprocess steps.
+
+    `content` is the content key (unique_ids.content_key) of the last record made from an
+    input id with its conversation, else None: what RunIds needs to keep a repeated
+    identical conversation's id.
+    """
 
     def __init__(self, source: SourceConfig) -> None:
         self.source = source
         self.dataset = source.dataset_name or source.name
         self.preprocess = [step.make(StepContext()) for step in source.preprocess]
         self.mapping = source.mapping or (COUPLETS if source.format == "couplets" else None)
+        self.rows = 0  # items of this source so far, over all its files: the default ids
+        self.content: bytes | None = None
 
     def __call__(self, item: RawItem) -> Iterator[Outcome]:
         source = self.source
+        self.content = None
+        position, self.rows = self.rows, self.rows + 1
         fallback_id = f"{source.name}/{self._position(item)}"
         if item.error is not None:
             stub = {"id": fallback_id, "source": source.name}
@@ -69,7 +82,7 @@ class SourceConverter:
             return
         original = _Original(item.value)
         if self.mapping is not None:
-            yield from self._mapped(item, original)
+            yield from self._mapped(item, original, position)
             return
         if source.converter == "code_contests":
             result = code_contests(item.value, source.name, self.dataset, fallback_id)
@@ -77,6 +90,9 @@ class SourceConverter:
             result = guanaco_text(item.value, source.name, fallback_id)
         else:
             result = to_conversation(item.value, source.name, source.fields, fallback_id)
+            if not isinstance(result, Rejected) and result["id"] != fallback_id:
+                # Before preprocess and first_pair: the conversation as the input holds it.
+                self.content = content_key(result)
         if not isinstance(result, Rejected) and source.first_pair:
             result = self._first_pair(result)
         yield self._outcome(result, item, original, fallback_id)
@@ -96,9 +112,10 @@ class SourceConverter:
             record = result
         return first_pair(record, self.dataset)
 
-    def _mapped(self, item: RawItem, original: _Original) -> Iterator[Outcome]:
+    def _mapped(self, item: RawItem, original: _Original, position: int) -> Iterator[Outcome]:
         source = self.source
-        position = item.where.rsplit("#", 1)[-1] if item.index is None else item.index
+        # Counted over all the source's files (a file's own row number restarts in each):
+        # for a single file, the same number as the row's index in it.
         base_id = f"{source.name}-{position}"
         if not isinstance(item.value, dict):
             rejected = Rejected(
@@ -165,19 +182,33 @@ def run_read(
     stats: list[StageStats] = []
     kept: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
+    collisions: Counter[str] = Counter()  # per source: ids that got a `#n`, in this shard
     count, started = 0, time.perf_counter()
+    # Made anew on every read, completed shards included: the ids depend on all that came
+    # before, and the input is read from its start whenever the stage is not complete.
+    run_ids = RunIds()
 
     def flush() -> None:
-        nonlocal kept, rejects, count, started
+        nonlocal kept, rejects, collisions, count, started
         shard = len(stats)
         done = load_marker(out, READ_STAGE, shard, fp)
         if done is None:
             write_stage_shard(out, READ_STAGE, shard, plan.read_kind, kept, rejects)
             reasons = (r["reason"] for r in rejects)
-            done = StageStats.of_shard(fp, count, len(kept), reasons, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            done = StageStats.of_shard(
+                fp, count, len(kept), reasons, seconds, id_collisions=collisions
+            )
             save_marker(out, READ_STAGE, shard, done)
         stats.append(done)
-        kept, rejects, count, started = [], [], 0, time.perf_counter()
+        kept, rejects, collisions, count, started = [], [], Counter(), 0, time.perf_counter()
+
+    def unique(row: dict[str, Any], content: bytes | None, source: str) -> dict[str, Any]:
+        given = row["id"]
+        row["id"] = run_ids.unique(given, content)
+        if row["id"] != given:
+            collisions[source] += 1
+        return row
 
     for source in recipe.sources:
         convert = SourceConverter(source)
@@ -186,9 +217,9 @@ def run_read(
             # by the elements of its last row.
             for record, reject in convert(item):
                 if record is not None:
-                    kept.append(record)
+                    kept.append(unique(record, convert.content, source.name))
                 else:
-                    rejects.append(reject)  # type: ignore[arg-type]
+                    rejects.append(unique(reject, None, source.name))  # type: ignore[arg-type]
                 count += 1
             if count >= size:
                 flush()
