@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from prefect.settings import PREFECT_API_URL
 
 from sftforge.schemas.loading import ConfigError
 from sftforge.tasks.pipeline import out_lock
@@ -29,7 +30,9 @@ SAMPLE = REPO / "data" / "sharegpt_sample.jsonl"
 
 def _env(home: Path) -> dict[str, str]:
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    env.pop("PREFECT_API_URL", None)  # its own temporary server, like a user's first run
+    # The session's server (`home` starts it): a temporary server per command would cost
+    # ~10 s each, and what is tested here is the output directory, not the server's start.
+    env["PREFECT_API_URL"] = PREFECT_API_URL.value()
     return env
 
 
@@ -71,7 +74,7 @@ def outputs(out: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
+def home(tmp_path_factory, prefect_harness) -> Path:
     """One PREFECT_HOME for the runs made one after another (its database is made once)."""
     return tmp_path_factory.mktemp("prefect-home")
 
