@@ -20,6 +20,7 @@ from sftforge.tasks.readers.json_text import (
     DECODER,
     Problem,
     check_text,
+    has_surrogate,
     kept_text,
     parse_line,
     parse_problem,
@@ -81,10 +82,7 @@ class _Text:
                 chunk, self.eof, self.truncated = b"", True, str(exc)
             text = self.decoder.decode(chunk, final=self.eof)
             if not self.has_bad_bytes and not text.isascii():
-                try:
-                    text.encode("utf-8")
-                except UnicodeEncodeError:
-                    self.has_bad_bytes = True
+                self.has_bad_bytes = has_surrogate(text)
             if not self.buf and not self.lines_before:
                 text = text.removeprefix("\ufeff")  # a BOM is not part of the JSON
             self.lines_before += self.buf.count("\n", 0, self.pos)

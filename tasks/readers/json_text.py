@@ -51,7 +51,9 @@ def parse_problem(exc: BaseException, with_position: bool = True) -> Problem:
     return Problem("invalid_json", f"not JSON: {exc}")
 
 
-def _has_surrogate(text: str) -> bool:
+def has_surrogate(text: str) -> bool:
+    """Text that cannot be written as UTF-8: a lone surrogate (escaped, or kept by
+    `surrogateescape` for an invalid byte)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -67,12 +69,12 @@ def value_problem(value: Any, *, surrogates: bool, depth: bool) -> Problem | Non
         if level > MAX_DEPTH:
             return Problem("too_deep", f"nested more than {MAX_DEPTH} levels deep")
         if isinstance(node, str):
-            if surrogates and _has_surrogate(node):
+            if surrogates and has_surrogate(node):
                 why = "invalid UTF-8 bytes or a lone UTF-16 surrogate (not encodable text)"
                 return Problem("invalid_unicode", why)
         elif isinstance(node, dict):
             for key, item in node.items():
-                if surrogates and _has_surrogate(key):
+                if surrogates and has_surrogate(key):
                     return Problem("invalid_unicode", "a lone UTF-16 surrogate in a key")
                 if depth or surrogates:
                     stack.append((item, level + 1))

@@ -16,7 +16,7 @@ from itertools import chain
 from pathlib import Path
 
 from sftforge.tasks.readers.byte_streams import TruncatedInput, iter_chunks, iter_lines
-from sftforge.tasks.readers.json_text import kept_text
+from sftforge.tasks.readers.json_text import has_surrogate, kept_text
 from sftforge.tasks.readers.raw import RawItem
 
 # A cell may be a whole long answer; the module's default limit (128 KiB) is for safety
@@ -52,10 +52,7 @@ class _Lines:
                 chunk, final, self.truncated = b"", True, str(exc)
             text = decoder.decode(chunk, final=final)
             if not self.has_bad_bytes and not text.isascii():
-                try:
-                    text.encode("utf-8")
-                except UnicodeEncodeError:
-                    self.has_bad_bytes = True
+                self.has_bad_bytes = has_surrogate(text)
             if first_line == 0 and not self.kept:
                 text = text.removeprefix("\ufeff")
             parts = (rest + text).split("\n")
