@@ -25,7 +25,11 @@ def _inputs(pairs: list[str]) -> dict[str, str]:
 
 def _request(args: argparse.Namespace) -> RunRequest:
     return RunRequest(
-        recipe_path=args.config, inputs=_inputs(args.input), out=args.out, sets=args.set
+        recipe_path=args.config,
+        inputs=_inputs(args.input),
+        out=args.out,
+        sets=args.set,
+        limit=getattr(args, "limit", None),
     )
 
 
@@ -145,9 +149,41 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    _request(args).load(check_inputs=True)
-    print(f"{args.config}: ok")
+    from sftforge.flows.validate import validate
+
+    return validate(_request(args), args.sample)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from sftforge.flows.show import show
+
+    return show(
+        Path(args.out),
+        stage=args.stage,
+        rejects=args.rejects,
+        reason=args.reason,
+        record_id=args.id,
+        limit=args.n,
+    )
+
+
+def cmd_steps(args: argparse.Namespace) -> int:
+    from sftforge.flows.step_list import print_steps
+
+    print_steps()
     return 0
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    from sftforge.flows.local_server import server_command
+
+    return server_command(args.action)
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from sftforge.flows.local_server import ui_command
+
+    return ui_command()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -174,6 +210,10 @@ COMMANDS = {
     "push": cmd_push,
     "report": cmd_report,
     "demo": cmd_demo,
+    "show": cmd_show,
+    "steps": cmd_steps,
+    "server": cmd_server,
+    "ui": cmd_ui,
 }
 
 

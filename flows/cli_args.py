@@ -35,6 +35,25 @@ def _positive_number(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {text!r}")
+    return value
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sftforge")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
+
+
 def _steps_epilog() -> str:
     """The steps a recipe may use, from the registry (the same list error messages give)."""
     from sftforge.schemas.steps import registered_steps
@@ -52,6 +71,7 @@ def build_parser(
 ) -> argparse.ArgumentParser:
     """The parser; each subcommand's `fn` is `commands[name]` (flows/cli.py)."""
     parser = _Parser(prog="sftforge", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"sftforge {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def recipe_args(p: argparse.ArgumentParser) -> None:
@@ -78,6 +98,12 @@ def build_parser(
     recipe_args(run)
     run.add_argument("--quiet", action="store_true", help="no progress and no summary")
     run.add_argument("--verbose", action="store_true", help="show Prefect's task logs")
+    run.add_argument(
+        "--limit",
+        type=_positive_int,
+        metavar="N",
+        help="read at most the first N records of each source (a limited run, marked so)",
+    )
     run.set_defaults(fn=commands["run"])
 
     validate = sub.add_parser(
@@ -87,6 +113,13 @@ def build_parser(
         formatter_class=_Raw,
     )
     recipe_args(validate)
+    validate.add_argument(
+        "--sample",
+        type=_positive_int,
+        default=300,
+        metavar="N",
+        help="records read per source through the readers and mapping (default 300)",
+    )
     validate.set_defaults(fn=commands["validate"])
 
     backfill = sub.add_parser(
@@ -142,6 +175,27 @@ def build_parser(
     report = sub.add_parser("report", help="write OUT/report.html with plots of a run")
     report.add_argument("out", help="the run's output directory")
     report.set_defaults(fn=commands["report"])
+
+    show = sub.add_parser("show", help="print a run's records (or rejects) as a person reads them")
+    show.add_argument("out", help="the run's output directory")
+    show.add_argument("--stage", metavar="S", help="a stage's records (default: the final stage)")
+    show.add_argument("--rejects", action="store_true", help="rejected records instead")
+    show.add_argument("--reason", metavar="R", help="only rejects with this reason")
+    show.add_argument("--id", metavar="ID", help="only the record with this id")
+    show.add_argument(
+        "-n", type=_positive_int, default=5, metavar="N", help="at most N (default 5)"
+    )
+    show.set_defaults(fn=commands["show"])
+
+    steps = sub.add_parser("steps", help="list every step and output format")
+    steps.set_defaults(fn=commands["steps"])
+
+    server = sub.add_parser("server", help="the local Prefect server sftforge runs use")
+    server.add_argument("action", choices=["status", "start", "stop"])
+    server.set_defaults(fn=commands["server"])
+    ui = sub.add_parser("ui", help="print the URL of the Prefect UI (starts the server if needed)")
+    ui.set_defaults(fn=commands["ui"])
+
     demo = sub.add_parser(
         "demo", help="copy the shipped demo recipes and data into DIR and run them there"
     )

@@ -31,6 +31,7 @@ _ARGUMENTS = {
     "inputs": ("--input", "expected {NAME: PATH}"),
     "out": ("--out", "expected a directory"),
     "sets": ("--set", "expected a list of 'KEY=VALUE' strings"),
+    "limit": ("--limit", "expected a whole number, 1 or more"),
 }
 
 
@@ -94,6 +95,8 @@ class RunRequest(BaseModel):
     inputs: tuple[tuple[str, str], ...] = ()
     out: str | None = None
     sets: tuple[str, ...] = ()
+    # At most this many records read from each source (`--limit`): a limited run (#14 §4).
+    limit: int | None = None
 
     def __init__(self, **data: Any) -> None:
         # `sftforge.run(..., sets="a=b")` and the like: one line naming the argument, as the
