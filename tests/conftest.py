@@ -12,6 +12,9 @@ _PREFECT_HOME = tempfile.mkdtemp(prefix="sftforge-prefect-")
 os.environ["PREFECT_HOME"] = _PREFECT_HOME
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# sftforge's own state (the reusable local Prefect server's address, pid and log) stays out of
+# the user's ~/.sftforge during tests.
+os.environ["SFTFORGE_HOME"] = tempfile.mkdtemp(prefix="sftforge-home-")
 
 import pytest  # noqa: E402
 
