@@ -31,6 +31,17 @@ def prefect_harness():
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stop_local_server():
+    """`sftforge` commands run without PREFECT_API_URL share one local Prefect server in the
+    session's SFTFORGE_HOME (flows/local_server.py); it must not outlive the session."""
+    yield
+    from sftforge.flows.local_server import stop_server
+    from sftforge.flows.server_state import ServerState, server_dir
+
+    stop_server(ServerState(server_dir()))
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO

@@ -28,6 +28,7 @@ import ctypes.util
 import importlib
 import multiprocessing
 import os
+import signal
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -54,9 +55,17 @@ def _spawn_pool(workers: int, initializer: Callable[..., None], *initargs: Any) 
     return ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=initializer,
-        initargs=initargs,
+        initializer=_worker_start,
+        initargs=(initializer, *initargs),
     )
+
+
+def _worker_start(initializer: Callable[..., None], *initargs: Any) -> None:
+    # A terminal's Ctrl-C goes to the whole process group: the command that owns these
+    # processes stops them (flows/interruptible.py); a KeyboardInterrupt traceback from each
+    # would only bury the line that says what finished.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    initializer(*initargs)
 
 
 def in_order(submit: Callable[[T], Future[R]], items: Iterable[T], ahead: int) -> Iterator[R]:
@@ -123,13 +132,17 @@ def run_in_worker(fn: Callable[..., T], *args: Any) -> T:
     return pool.submit(then_release, fn, *args).result()
 
 
+def _no_setup() -> None:
+    pass
+
+
 def run_in_own_process(fn: Callable[..., T], *args: Any) -> T:
     """`fn(*args)` in a fresh process that ends with it, when running with a pool: for the
     read stage, whose readers leave buffers that the flow's process would otherwise hold
     (about 200 MB on a 1M-row input) through every later stage."""
     if _pool.get() is None:
         return fn(*args)
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as single:
+    with _spawn_pool(1, _no_setup) as single:
         return single.submit(fn, *args).result()
 
 

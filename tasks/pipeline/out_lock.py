@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sftforge.schemas.loading import ConfigError
+from sftforge.tasks.base import stop
 from sftforge.tasks.base.shards import WORK_DIR
 
 LOCK_NAME = "lock"
@@ -209,6 +210,8 @@ def out_lock(out: Path) -> Iterator[None]:
     """Hold OUT's lock for the block: ConfigError at once if another run holds it."""
     text = acquire(out)
     try:
-        yield
+        # A stopped command exits without unwinding this block (flows/interruptible.py).
+        with stop.at_exit(lambda: release(out, text)):
+            yield
     finally:
         release(out, text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import json
 import logging
 import signal
@@ -12,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+from sftforge.tasks.base import stop
 from sftforge.tasks.steps.augment.batch import BatchProcessor
 from sftforge.tasks.steps.augment.budget import Ledger
 from sftforge.tasks.steps.augment.client import Redactor, credentials, make_client
@@ -186,31 +188,45 @@ class _Interrupt:
     def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
         self.loop = loop
         self.fired = False
+        self.blocks = contextlib.ExitStack()
 
     def restore(self) -> None:
+        self.blocks.close()
         if self.loop is not None:
             self.loop.remove_signal_handler(signal.SIGINT)
 
 
 def _install_interrupt(processor: Processor | BatchProcessor) -> _Interrupt:
     """First Ctrl-C: send nothing new, let calls in flight finish into the journal.
-    A second one: stop at once (calls in flight stay "started" and are resent on resume)."""
-    if threading.current_thread() is not threading.main_thread():
-        return _Interrupt(None)
-    loop = asyncio.get_running_loop()
-    state = _Interrupt(loop)
-    main = asyncio.current_task()
+    A second one: stop at once (calls in flight stay "started" and are resent on resume).
 
-    def on_sigint() -> None:
-        if state.fired and main is not None:
-            main.cancel()
+    Run by the `sftforge` command, this runs in a task's thread and the command owns the
+    signals: its stop request (tasks/base/stop.py) is the first Ctrl-C, and the command waits
+    for the calls in flight before it exits. Called directly in a main thread, the loop takes
+    SIGINT itself."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    state = _Interrupt(loop if in_main_thread else None)
+
+    def first_stop() -> None:
+        if state.fired:
             return
         state.fired = True
         log.warning("augment: interrupted; finishing calls in flight (Ctrl-C again to abort)")
         processor.stop("interrupted")
 
+    def on_sigint() -> None:
+        if state.fired and main is not None:
+            main.cancel()
+            return
+        first_stop()
+
+    state.blocks.enter_context(stop.on_stop(lambda: loop.call_soon_threadsafe(first_stop)))
+    if not in_main_thread:
+        return state
     try:
         loop.add_signal_handler(signal.SIGINT, on_sigint)
     except (NotImplementedError, RuntimeError):  # Windows, or a loop without signal support
-        return _Interrupt(None)
+        state.loop = None
     return state

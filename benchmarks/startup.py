@@ -1,0 +1,99 @@
+"""Fixed overhead of `sftforge run`: command wall minus flow wall, shared server vs temporary.
+
+    python benchmarks/startup.py [--repeats 5] [--recipe configs/demo.yaml]
+
+For each mode, one warm-up run (it starts the shared server, or fills the OS's file cache),
+then --repeats runs of `sftforge run RECIPE --out TMP --quiet` into a fresh directory each,
+timed from the parent: command wall, the manifest's flow wall (`wall_seconds`: inside the
+flow), their difference (the fixed overhead: interpreter start, imports, recipe checks, the
+Prefect server and the flow run's bookkeeping), and the time to the command's first line on
+stderr (run without --quiet for that). Modes:
+
+* shared: the local Prefect server sftforge keeps between runs (the default);
+* temporary: `SFTFORGE_LOCAL_SERVER=0`, Prefect's own default of a temporary server per run
+  (what every run did before the shared server).
+
+A fresh SFTFORGE_HOME and PREFECT_HOME are used, and the shared server is stopped at the end.
+Medians are printed; nothing passes or fails on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SFTFORGE = [sys.executable, "-m", "sftforge.flows.cli"]
+
+
+def one_run(recipe: str, out: Path, env: dict[str, str]) -> dict[str, float]:
+    began = time.perf_counter()
+    process = subprocess.Popen(
+        [*SFTFORGE, "run", recipe, "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    first = process.stderr.readline()
+    first_line = time.perf_counter() - began
+    rest = process.stderr.read()
+    code = process.wait()
+    command = time.perf_counter() - began
+    if code != 0:
+        raise SystemExit(f"sftforge run failed ({code}): {(first + rest).decode()[-2000:]}")
+    flow = json.loads((out / "manifest.json").read_text())["wall_seconds"]
+    return {"command": command, "flow": flow, "overhead": command - flow, "first": first_line}
+
+
+def measure(mode: str, recipe: str, repeats: int, root: Path) -> list[dict[str, float]]:
+    env = {**os.environ, "SFTFORGE_HOME": str(root / "home"), "PREFECT_HOME": str(root / "ph")}
+    env.pop("PREFECT_API_URL", None)
+    if mode == "temporary":
+        env["SFTFORGE_LOCAL_SERVER"] = "0"
+    runs = []
+    for i in range(repeats + 1):
+        out = root / f"{mode}-{i}"
+        result = one_run(recipe, out, env)
+        shutil.rmtree(out)
+        if i:  # the first is the warm-up
+            runs.append(result)
+            print(f"  {mode} run {i}: " + ", ".join(f"{k} {v:.2f} s" for k, v in result.items()))
+    if mode == "shared":
+        subprocess.run([*SFTFORGE, "server", "stop"], env=env, cwd=REPO, check=False)
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--recipe", default="configs/demo.yaml")
+    args = parser.parse_args()
+    print(f"load average before: {os.getloadavg()}")
+    root = Path(tempfile.mkdtemp(prefix="sftforge-startup-"))
+    try:
+        results = {m: measure(m, args.recipe, args.repeats, root) for m in ("shared", "temporary")}
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"load average after: {os.getloadavg()}")
+    print(f"\nmedians of {args.repeats} runs of `sftforge run {args.recipe}` (seconds):")
+    print(f"{'':<11}{'command':>9}{'flow':>8}{'overhead':>10}{'first line':>12}")
+    for mode, runs in results.items():
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        print(
+            f"{mode:<11}{med['command']:>9.2f}{med['flow']:>8.2f}{med['overhead']:>10.2f}"
+            f"{med['first']:>12.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
