@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sftforge.flows.cli_args import build_parser
@@ -33,19 +34,44 @@ def _request(args: argparse.Namespace) -> RunRequest:
     )
 
 
+def _say(quiet: bool) -> Callable[[str], None]:
+    """A line on stderr (progress the user sees before the live display), or nothing."""
+    if quiet:
+        return lambda line: None
+    return lambda line: print(f"sftforge: {line}", file=sys.stderr, flush=True)
+
+
+def _connect(verbose: bool, say: Callable[[str], None]) -> None:
+    """Prefect set up for this process, on the shared local server unless PREFECT_API_URL
+    names one; before Prefect is imported."""
+    from sftforge.flows.local_server import use_local_server
+
+    prefect_defaults(verbose)
+    use_local_server(say)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     request = _request(args)
     # Inputs found and readable, or exit 2 before Prefect starts; the flow gets this load.
     loaded = request.load(check_inputs=True)
-    prefect_defaults(args.verbose)
+    say = _say(args.quiet)
+    limited = f" (the first {args.limit} records of each source)" if args.limit else ""
+    say(f"run {args.config} -> {loaded.recipe.output_dir}{limited}")
+    _connect(args.verbose, say)
 
     from rich.console import Console
 
+    from sftforge.flows.interruptible import Interruptible
     from sftforge.flows.progress import summary_table
     from sftforge.flows.recipe_flow import RunFailed, run_checked
+    from sftforge.tasks.pipeline.plan import plan_run
+    from sftforge.tasks.pipeline.run_state import describe_progress
 
+    out = Path(loaded.recipe.output_dir)
+    plan = plan_run(loaded.recipe, loaded.files, request.limit)
+    guard = Interruptible(lambda: describe_progress(out, plan))
     try:
-        body = run_checked(request, loaded=loaded, quiet=args.quiet)
+        body = guard.run(run_checked, request, loaded=loaded, quiet=args.quiet)
     except RunFailed as exc:
         print(f"sftforge: {exc}", file=sys.stderr)
         return 1
@@ -65,15 +91,20 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     # the flow runs this plan rather than reading the recipe again.
     request = _request(args)
     plan = plan_partitions(request, args.partitions)
-    prefect_defaults(args.verbose)
+    say = _say(args.quiet)
+    say(f"backfill {args.config}: {len(plan.runs)} partitions")
+    _connect(args.verbose, say)
 
     from rich.console import Console
 
     from sftforge.flows.backfill_flow import backfill_flow_for
+    from sftforge.flows.interruptible import Interruptible
     from sftforge.flows.progress import backfill_table
 
     began = time.perf_counter()
-    state = backfill_flow_for(args.parallel)(
+    guard = Interruptible(lambda: "finished partitions keep their outputs")
+    state = guard.run(
+        backfill_flow_for(args.parallel),
         request=request,
         spec=args.partitions,
         plan=plan,
@@ -102,7 +133,8 @@ def cmd_push(args: argparse.Namespace) -> int:
     from sftforge.tasks.publish.hub import HubError
 
     out = Path(args.out)
-    check_out(out)  # a finished run whose manifest describes its files, or exit 2
+    # A finished, full run whose manifest describes its files, or exit 2 (a --limit run too).
+    check_out(out, publishing=True)
     if "/" not in args.repo_id or args.repo_id.count("/") != 1:
         raise ConfigError(f"--repo-id {args.repo_id}: expected ORG/NAME")
     if args.max_shard_mb <= 0:
@@ -112,7 +144,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     token = None
     try:
         if args.dry_run is None:
-            prefect_defaults(verbose=False)
+            _connect(False, _say(True))
             from sftforge.tasks.publish.hub import hub_token
 
             token = hub_token(args.token_block)
@@ -139,11 +171,14 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from sftforge.tasks.pipeline.out_check import check_out
+    from sftforge.tasks.pipeline.out_check import check_out, limited_note
     from sftforge.tasks.publish.report import write_report  # first: a missing extra is exit 2
 
     out = Path(args.out)
-    check_out(out)  # a finished run whose manifest describes its files, or exit 2
+    body = check_out(out)  # a finished run whose manifest describes its files, or exit 2
+    note = limited_note(out, body)
+    if note is not None:  # reported all the same: a sample is what one looks at first
+        print(f"sftforge: note: {note}", file=sys.stderr)
     print(write_report(out))
     return 0
 
