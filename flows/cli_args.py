@@ -55,15 +55,11 @@ def _version() -> str:
 
 
 def _steps_epilog() -> str:
-    """The steps a recipe may use, from the registry (the same list error messages give)."""
-    from sftforge.schemas.steps import registered_steps
+    """The steps and output formats a recipe may use, from the registries: the same table as
+    `sftforge steps` (flows/step_list.py)."""
+    from sftforge.flows.step_list import steps_text
 
-    lines = []
-    for name, cls in sorted(registered_steps().items()):
-        doc = (cls.__doc__ or "").strip().splitlines()
-        summary = doc[0] if doc else ""
-        lines.append(f"  {name:<22}{', '.join(cls.kinds)}{' - ' + summary if summary else ''}")
-    return "steps:\n" + "\n".join(lines)
+    return steps_text(width=80)
 
 
 def build_parser(
@@ -89,7 +85,9 @@ def build_parser(
             action="append",
             default=[],
             metavar="KEY=VALUE",
-            help="override any config value, e.g. steps[2].min_score=0.8",
+            help="override any config value, e.g. steps.filter_language.min_score=0.8 "
+            "(a step by its stage name or index: steps[2].min_score; an output or a source "
+            "by its name: outputs.alpaca.shards.count=4)",
         )
 
     run = sub.add_parser(

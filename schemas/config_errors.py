@@ -6,6 +6,7 @@ Kept apart from loading.py (which reads, overrides and validates) so that both s
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -90,14 +91,20 @@ def key_path(loc: tuple[Any, ...]) -> str:
     return ".".join(parts)
 
 
+def _tags(ctx: dict[str, Any]) -> list[str]:
+    """pydantic's `expected_tags` ("'a', 'b'") as names."""
+    return [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",") if t.strip()]
+
+
 def explain(err: dict[str, Any]) -> str:
     kind, ctx = err["type"], err.get("ctx", {})
     by_format = ctx.get("discriminator") == "'format'"
     if kind == "union_tag_invalid":
         tag = shorten(str(ctx.get("tag")))
-        if by_format:
-            return f"unknown format {tag!r} (known: {ctx.get('expected_tags')})"
-        return f"unknown step {tag!r} (known: {', '.join(sorted(registered_steps()))})"
+        known = _tags(ctx) if by_format else sorted(registered_steps())
+        close = difflib.get_close_matches(tag, known, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(known)}"
+        return f"unknown {'format' if by_format else 'step'} {tag!r} ({hint})"
     if kind == "union_tag_not_found":
         return "each output needs a `format:` key" if by_format else "each step needs a `step:` key"
     if kind == "string_type" and isinstance(err.get("input"), (bool, int, float)):
@@ -247,12 +254,10 @@ def config_error(
     return ConfigError(f"{who}: {problem}")
 
 
-def set_keys(sets: list[str] | tuple[str, ...] | None) -> dict[str, str]:
-    """Key path -> assignment of each `--set` (the later of two on one key)."""
-    found: dict[str, str] = {}
-    for assignment in sets or []:
-        try:
-            found[key_text(parse_key(assignment.split("=", 1)[0].strip()))] = assignment
-        except ValueError:
-            continue  # apply_override reports it
-    return found
+def set_keys(sets: list[str] | tuple[str, ...] | None, recipe: Any = None) -> dict[str, str]:
+    """Key path -> assignment of each `--set` (the later of two on one key), with the names
+    of list items (`steps.dedup_exact.x`) resolved to indices in `recipe` (a Recipe or its
+    YAML data) where given, since a problem names the item by index."""
+    from sftforge.schemas.overrides import resolved_set_keys  # it imports this module
+
+    return resolved_set_keys(sets, recipe)

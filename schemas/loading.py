@@ -17,17 +17,22 @@ from sftforge.schemas.config_errors import (
     config_error,
     explain,
     key_path,
+    key_text,
     parse_key,
     parse_yaml,
-    set_keys,
     shorten,
 )
+from sftforge.schemas.overrides import resolve_key, unknown_key_hint
 from sftforge.schemas.recipe import Recipe
 from sftforge.schemas.steps import load_step_modules
 
 
-def apply_override(data: dict[str, Any], assignment: str) -> None:
-    """Apply one `--set a.b=c` (the value is parsed as YAML: numbers, lists, booleans)."""
+def apply_override(data: dict[str, Any], assignment: str) -> str:
+    """Apply one `--set a.b=c` (the value is parsed as YAML: numbers, lists, booleans).
+
+    `steps.filter_language.x` is the step of that stage name, `outputs.alpaca.x` the output
+    of that name (schemas/overrides.py). Returns the key set (or the first one created), with
+    list items by index (`steps[2].x`), as error messages name keys."""
     where = f"--set {shorten(assignment)}"
     if "=" not in assignment:
         raise ConfigError(f"{where}: expected KEY=VALUE")
@@ -36,8 +41,15 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
         path = parse_key(key.strip())
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+    if path[:2] == ["outputs", "parquet"] and data.get("outputs") is None:
+        data["outputs"] = [{"format": "parquet"}]  # the default outputs, written out
+    try:
+        path = resolve_key(data, path)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     value = parse_yaml(raw, where, list(path)) if raw.strip() else ""
     node: Any = data
+    made: str | None = None  # the first key this --set created: all below it is its doing
     for i, part in enumerate(path[:-1]):
         nxt = path[i + 1]
         if isinstance(part, int):
@@ -46,9 +58,10 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
             node = node[part]
             continue
         if not isinstance(node, dict):
-            raise ConfigError(f"{where}: {part} is not a mapping")
+            raise ConfigError(f"{where}: {_not_a_mapping(path[:i], node)}")
         if node.get(part) is None:  # absent, or written as an empty `key:`
             node[part] = [] if isinstance(nxt, int) else {}
+            made = made or key_text(path[: i + 1])
         node = node[part]
     last = path[-1]
     if isinstance(last, int):
@@ -58,7 +71,14 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     elif isinstance(node, dict):
         node[last] = value
     else:
-        raise ConfigError(f"{where}: cannot set a key inside a {_kind(node)}")
+        raise ConfigError(f"{where}: {_not_a_mapping(path[:-1], node)}")
+    return made or key_text(path)
+
+
+def _not_a_mapping(at: list[str | int], node: Any) -> str:
+    if isinstance(node, list):  # `sources.0.mapping.x.y` where x is a list: say how to index
+        return f"{key_text(at)} is a list: give an item's index ({key_text(at)}[0]…)"
+    return f"cannot set a key inside a {_kind(node)} ({key_text(at)})"
 
 
 def read_recipe_data(path: str | Path) -> dict[str, Any]:
@@ -107,14 +127,14 @@ def load_recipe(
 ) -> Recipe:
     """Read, override and validate a recipe; raise ConfigError with one line on any problem."""
     data = read_recipe_data(path)
-    for assignment in sets or []:
-        apply_override(data, assignment)
+    # Which key each --set wrote (a later one on the same key wins): a problem there is
+    # blamed on that --set, not on the file.
+    sets_at = {apply_override(data, assignment): assignment for assignment in sets or []}
     if out is not None:
         if not str(out).strip():
             # Path("") is the working directory: a run would spill its folders there
             raise ConfigError(f"--out {out!r}: expected a directory")
         data["output_dir"] = out
-    sets_at = set_keys(sets)
     for name, value in (inputs or {}).items():
         sources = data.get("sources") or []
         if not isinstance(sources, list):
@@ -132,9 +152,12 @@ def load_recipe(
         err = exc.errors()[0]
         error = err.get("ctx", {}).get("error")
         key = getattr(error, "key", None) or key_path(tuple(err["loc"]))
+        problem = explain(err)
+        if err["type"] == "extra_forbidden":
+            problem += unknown_key_hint(Recipe, tuple(err["loc"]))
         if key == "output_dir" and out is not None:
-            raise ConfigError(f"--out {shorten(out)}: {explain(err)}") from None
-        raise config_error(path, key, explain(err), sets_at) from None
+            raise ConfigError(f"--out {shorten(out)}: {problem}") from None
+        raise config_error(path, key, problem, sets_at) from None
     check_kinds(recipe, path, sets_at)
     return recipe
 

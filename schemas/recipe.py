@@ -161,6 +161,17 @@ class RunnerConfig(_Strict):
     shard_size: int = Field(default=2000, ge=1)
 
 
+class ReadCheckConfig(_Strict):
+    """When the records a source loses at read fail the run (`sftforge validate` applies it
+    to its sample). A source whose every record is rejected always fails the run."""
+
+    # The largest share of a source's records rejected at read that a run accepts; the
+    # default 1.0 fails a run only when every record of a source is rejected.
+    max_rejected_share: float = Field(default=1.0, ge=0.0, le=1.0)
+    # Per source name, a share of its own in place of `max_rejected_share`.
+    per_source: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(default_factory=dict)
+
+
 class PartitionsConfig(_Strict):
     """Backfill partitions: groups of one source's input files, by a date in their path.
 
@@ -187,6 +198,7 @@ class Recipe(_Strict):
     split: SplitConfig | None = None
     runner: RunnerConfig = RunnerConfig()
     partitions: PartitionsConfig | None = None
+    read_check: ReadCheckConfig = ReadCheckConfig()
 
     @property
     def source_kind(self) -> str:
@@ -228,6 +240,12 @@ class Recipe(_Strict):
             if source.name in seen:
                 raise KeyedError(f"sources[{i}].name", f"two sources are named {source.name!r}")
             seen.add(source.name)
+        for name in self.read_check.per_source:
+            if name not in seen:
+                raise KeyedError(
+                    f"read_check.per_source.{name}",
+                    f"no source named {name!r} (have {sorted(seen)})",
+                )
         if self.partitions is not None and self.partitions.source not in seen:
             raise KeyedError(
                 "partitions.source",

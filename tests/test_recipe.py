@@ -80,7 +80,7 @@ def test_wrong_type_names_file_and_key_path(tmp_path, base):
 def test_unknown_key(tmp_path, base):
     base["steps"][1]["min_charz"] = 3
     path = write(tmp_path, base)
-    assert error_of(path) == f"{path}: steps[1].min_charz: unknown key"
+    assert error_of(path) == f"{path}: steps[1].min_charz: unknown key (did you mean min_chars?)"
     base["steps"][1].pop("min_charz")
     base["colour"] = "red"
     assert error_of(write(tmp_path, base)) == f"{path}: colour: unknown key"

@@ -8,7 +8,7 @@ two outputs writing the same files or manifest entry), `write_outputs` at the en
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ class OutputFormat:
     training: bool = True
     # What else it writes or replaces beside its split files (relative to OUT/export).
     extra: Callable[[Any, str], list[str]] = lambda config, name: []
+    # One line for `sftforge steps` and `--help` (flows/step_list.py).
+    summary: str = ""
 
 
 def _training(write: Callable[..., Any]) -> Callable[[FinalRecords, Any], Any]:
@@ -53,41 +55,61 @@ def _llama_factory_entries(config: LlamaFactoryOutput, name: str) -> list[str]:
 
 _EXPORT = OutputFormat(json_exports.write_export, json_exports.output_layout, training=False)
 FORMATS: dict[str, OutputFormat] = {
-    "parquet": OutputFormat(json_exports.write_parquet, None, training=False),
-    "jsonl": _EXPORT,
-    "sharegpt_json": _EXPORT,
-    "guanaco_jsonl": _EXPORT,
+    "parquet": OutputFormat(
+        json_exports.write_parquet,
+        None,
+        training=False,
+        summary="the final records as OUT/dataset/[<split>/]part-NNNNN.parquet (always written)",
+    ),
+    "jsonl": replace(_EXPORT, summary="OUT/export/<name>.jsonl in sftforge's own record schema"),
+    "sharegpt_json": replace(
+        _EXPORT, summary="FastChat/OpenChat's [{id, conversations: [{from, value}]}] JSON"
+    ),
+    "guanaco_jsonl": replace(
+        _EXPORT, summary='Guanaco/QLoRA\'s {"text": "### Human: …### Assistant: …"} lines'
+    ),
     "alpaca_json": OutputFormat(
-        _EXPORT.write, _EXPORT.layout, lambda c: _INSTRUCTIONS, training=False
+        _EXPORT.write,
+        _EXPORT.layout,
+        lambda c: _INSTRUCTIONS,
+        training=False,
+        summary="Alpaca/SelFee/DreamerGPT's [{instruction, input, output}] JSON",
     ),
     "openchat_tokens": OutputFormat(
         _training(token_files.write_openchat_tokens),
         # every file it may write or remove (text files and parquet even when turned off)
         lambda folder, c, _: token_files.output_layout(folder, c, every_file=True),
+        summary="OpenChat's [[token_ids, supervise_mask], …] training files",
     ),
     "instruction_tokens": OutputFormat(
         _training(instruction_tokens.write_instruction_tokens),
         lambda folder, c, _: instruction_tokens.output_layout(folder, c),
         lambda c: TEMPLATE_KINDS[c.template],
+        summary="prompt/target rows {input_ids, attention_mask, labels} by a prompt template",
     ),
     # TRL's standard prompt_completion form takes single-turn conversations only; the others
     # are counted as skipped, so every kind is accepted.
     "trl": OutputFormat(
-        _training(exports.write_export), lambda folder, c, _: exports.output_layout(folder, c)
+        _training(exports.write_export),
+        lambda folder, c, _: exports.output_layout(folder, c),
+        summary='TRL SFTTrainer data: {"messages": […]} or {"prompt", "completion"}',
     ),
     "axolotl": OutputFormat(
         _training(exports.write_export),
         lambda folder, c, _: exports.output_layout(folder, c),
         extra=lambda c, name: [f"{name}.yaml"],
+        summary="axolotl `type: chat_template` JSONL and its `datasets:` entry (<name>.yaml)",
     ),
     "llama_factory": OutputFormat(
         _training(exports.write_export),
         lambda folder, c, _: exports.output_layout(folder, c),
         extra=_llama_factory_entries,
+        summary="LLaMA-Factory data files and their entries in dataset_info.json",
     ),
     "calibration": OutputFormat(
         lambda final, c: calibration.write_calibration(final.out, c, final.records, final.seed),
         lambda folder, c, _: calibration.output_layout(folder, c),
+        summary="GPTQ calibration windows of token ids (as GPTQ-for-LLaMa draws them)",
     ),
 }
 

@@ -134,7 +134,9 @@ def test_ctrl_c_mid_stage_exits_130_with_one_line_and_rerun_matches(
     stopped_at = len(list(html_state.glob("part-*.json")))
     assert stopped_at < SHARDS, "the run finished before the signal: make the input larger"
 
-    rerun = subprocess.run(_command(dump, out), cwd=REPO, env=_env(), capture_output=True, text=True)
+    rerun = subprocess.run(
+        _command(dump, out), cwd=REPO, env=_env(), capture_output=True, text=True
+    )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     reference = tmp_path / "uninterrupted"
     whole = subprocess.run(
