@@ -15,6 +15,13 @@ DESCRIPTION = (
 
 
 class _Parser(argparse.ArgumentParser):
+    def format_help(self) -> str:
+        # The steps table imports every step module: built when help is asked for, not on
+        # every command (a run's first line waits for the parse).
+        if self.epilog is _STEPS:
+            self.epilog = _steps_epilog()
+        return super().format_help()
+
     def error(self, message: str) -> NoReturn:  # one line, exit 2, as for a bad config
         one_line = message.replace("\r", "\\r").replace("\n", "\\n")  # argv may hold breaks
         print(f"sftforge: {one_line}", file=sys.stderr)
@@ -22,6 +29,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 _Raw = argparse.RawDescriptionHelpFormatter
+_STEPS = "<the steps table>"  # a placeholder epilog, filled in by format_help
 
 
 def _positive_number(text: str) -> float:
@@ -91,7 +99,7 @@ def build_parser(
         )
 
     run = sub.add_parser(
-        "run", help="run a recipe as a Prefect flow", epilog=_steps_epilog(), formatter_class=_Raw
+        "run", help="run a recipe as a Prefect flow", epilog=_STEPS, formatter_class=_Raw
     )
     recipe_args(run)
     run.add_argument("--quiet", action="store_true", help="no progress and no summary")
@@ -107,7 +115,7 @@ def build_parser(
     validate = sub.add_parser(
         "validate",
         help="check a recipe and its inputs",
-        epilog=_steps_epilog(),
+        epilog=_STEPS,
         formatter_class=_Raw,
     )
     recipe_args(validate)
