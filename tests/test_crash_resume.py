@@ -24,7 +24,7 @@ def cli(args: list[str], prefect_home: Path) -> subprocess.Popen:
         "PREFECT_HOME": str(prefect_home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
-    env.pop("PREFECT_API_URL", None)  # its own temporary server, like a user's first run
+    env.pop("PREFECT_API_URL", None)  # the local server sftforge starts, as for a user
     return subprocess.Popen(
         [str(SFTFORGE), *args],
         cwd=REPO,

@@ -14,9 +14,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from sftforge.schemas.config_errors import blame, config_error, set_keys, shorten
 from sftforge.schemas.loading import ConfigError, load_recipe, resolve_source_files
@@ -96,7 +96,8 @@ class RunRequest(BaseModel):
     out: str | None = None
     sets: tuple[str, ...] = ()
     # At most this many records read from each source (`--limit`): a limited run (#14 §4).
-    limit: int | None = None
+    # Strict: `True` or "5" from Python is a mistake, not a limit.
+    limit: Annotated[StrictInt, Field(ge=1)] | None = None
 
     def __init__(self, **data: Any) -> None:
         # `sftforge.run(..., sets="a=b")` and the like: one line naming the argument, as the
@@ -147,7 +148,7 @@ class RunRequest(BaseModel):
                     f"stage name {step.stage!r} is taken by the output layout (OUT/{step.stage}); "
                     "give the step another `name`"
                 )
-                raise config_error(self.recipe_path, key, problem, set_keys(self.sets))
+                raise config_error(self.recipe_path, key, problem, set_keys(self.sets, recipe))
         return recipe
 
     def load(self, recipe: Recipe | None = None, *, check_inputs: bool = False) -> LoadedRecipe:
@@ -203,6 +204,8 @@ def prefect_defaults(verbose: bool) -> None:
     # No analytics calls (offline machines); Prefect's per-task INFO lines (and Dask's, for
     # a dask runner) would drown the progress display unless asked for.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect's client-side telemetry (on import, in a terminal) too: `DO_NOT_TRACK=0` to allow.
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     # A first run creates the temporary server's database; on a busy two-core machine that
     # can take longer than Prefect's 20 s default, and the run would fail before it starts.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")

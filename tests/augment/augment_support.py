@@ -188,8 +188,8 @@ def write_recipe(root: Path, instructions: list[str], **augment: Any) -> Path:
 def sftforge_run(
     recipe: Path, base_url: str, prefect_home: Path, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    """`sftforge run RECIPE ARGS` against the server at base_url, with its own temporary
-    Prefect server (PREFECT_API_URL unset), as a user's first run."""
+    """`sftforge run RECIPE ARGS` against the server at base_url, on the local Prefect server
+    sftforge starts and keeps (PREFECT_API_URL unset), as a user's runs are."""
     env = {**os.environ, "OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": SECRET_KEY}
     env.update(PREFECT_HOME=str(prefect_home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
     env["COLUMNS"] = "200"  # the summary table unwrapped
