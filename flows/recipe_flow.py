@@ -18,9 +18,11 @@ from typing import Any
 from prefect import flow
 from prefect.futures import as_completed
 
+from sftforge.flows.interruptible import remember_flow_run
 from sftforge.flows.progress import StageProgress
 from sftforge.flows.watches import marker_watch, read_watch
 from sftforge.schemas.recipe import RunnerConfig
+from sftforge.tasks.base import stop
 from sftforge.tasks.base.shards import STATE_DIR
 from sftforge.tasks.base.stats import StageStats
 from sftforge.tasks.base.step_protocol import StepContext, TooManyFailures
@@ -28,6 +30,7 @@ from sftforge.tasks.pipeline import prefect_tasks as t
 from sftforge.tasks.pipeline.manifest import manifest_body
 from sftforge.tasks.pipeline.out_lock import out_lock
 from sftforge.tasks.pipeline.plan import READ_STAGE, Segment, plan_run
+from sftforge.tasks.pipeline.read_check import read_failure
 from sftforge.tasks.pipeline.request import LoadedRecipe, RunRequest
 from sftforge.tasks.pipeline.runners import (
     api_for_remote_workers,
@@ -143,16 +146,18 @@ def run_recipe(
     loaded = loaded or request.load()
     recipe, files = loaded.recipe, loaded.files
     out_dir = Path(recipe.output_dir)
-    plan = plan_run(recipe, files)
+    plan = plan_run(recipe, files, request.limit)
     workers = worker_count(recipe.runner.workers)
     per_stage: dict[str, list[StageStats]] = {}
     kind = recipe.runner.kind
     state = out_dir / STATE_DIR
 
+    remember_flow_run()  # a stopped command marks it cancelled
     with (
         worker_pool(workers, kind),
         api_for_remote_workers(kind),
         StageProgress(quiet=quiet) as progress,
+        stop.at_exit(progress.stop_live),
     ):
         all_files = [p for source in recipe.sources for p in files.get(source.name, [])]
         progress.start(
@@ -160,25 +165,33 @@ def run_recipe(
         )
         with _stage(READ_STAGE, out_dir):
             per_stage[READ_STAGE] = t.read_sources(recipe, files, out_dir, plan)
-        progress.finish(sum(s.n_in for s in per_stage[READ_STAGE]))
+        progress.finish_shards(per_stage[READ_STAGE])
         shards = len(per_stage[READ_STAGE])
-        context = StepContext(seed=recipe.seed, report=progress.detail)
+        # Wrong input fails loudly (#14 §3), after its rejects are written: a source with
+        # every record (or more than `read_check` allows) rejected at read.
+        with _stage(READ_STAGE, out_dir):
+            too_many = read_failure(recipe, out_dir, shards)
+        if too_many:
+            raise StageFailed(READ_STAGE, too_many)
+        context = StepContext(
+            seed=recipe.seed, report=progress.detail, records_done=progress.records_done
+        )
 
         for segment in plan.segments:
             total = sum(s.n_out for s in per_stage[segment.input_stage])
             if RUNNERS[segment.kind].per_shard:
-                progress.start(segment.label, total)
+                progress.start(segment.label, total, shards=shards)
                 per_stage.update(_shard_by_shard(out_dir, segment, shards, recipe.seed, progress))
                 continue
             first = segment.stages[0]
             watch = marker_watch(state / first.stage, first.fingerprint)
-            progress.start(segment.label, total, watch)
+            progress.start(segment.label, total, watch, shards=shards)
             try:
                 stats = t.whole_segment(out_dir, segment, shards, context)
             except Exception as exc:
                 raise StageFailed(segment.label, describe_error(exc, out_dir)) from exc
             per_stage.update(stats)
-            progress.finish(sum(s.n_in for s in stats[first.stage]))
+            progress.finish_shards(stats[first.stage])
 
         final = sum(s.n_out for s in per_stage[plan.final_stage])
         progress.start("write outputs", final)
@@ -211,7 +224,7 @@ def _shard_by_shard(
             results[shard] = future.result()
         except Exception as exc:
             raise StageFailed(segment.label, f"shard {shard}: {describe_error(exc, out)}") from exc
-        progress.advance(results[shard][segment.stages[0].stage].n_in)
+        progress.advance_shard(results[shard][segment.stages[0].stage])
     return {stage.stage: [r[stage.stage] for r in results] for stage in segment.stages}
 
 

@@ -12,12 +12,24 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-# A watch returns (records done, estimated total or None).
-Watch = Callable[[], tuple[int, int | None]]
+
+class Watch:
+    """`watch()` -> (records done, estimated total or None); `reused`: (records, shards) an
+    earlier run had finished when the watch was made, before the stage started."""
+
+    def __init__(
+        self, poll: Callable[[], tuple[int, int | None]], reused: tuple[int, int] = (0, 0)
+    ) -> None:
+        self.poll, self.reused = poll, reused
+
+    def __call__(self) -> tuple[int, int | None]:
+        return self.poll()
 
 
 class MarkerCount:
     """Records done so far in a stage: the `in` of its shard markers with this fingerprint.
+    Made before the stage starts, it notes the markers already there: the shards the stage
+    will reuse (`reused_records`, `reused_shards`).
 
     Markers are written once per shard and never change for a fingerprint, so each file is
     read once (by name and mtime).
@@ -25,7 +37,9 @@ class MarkerCount:
 
     def __init__(self, state_dir: Path, fingerprint: str) -> None:
         self.state_dir, self.fingerprint = state_dir, fingerprint
-        self._seen: dict[str, tuple[int, int]] = {}
+        self._seen: dict[str, tuple[int, int | None]] = {}  # None: not this fingerprint
+        self.reused_records = self()
+        self.reused_shards = sum(1 for _, n in self._seen.values() if n is not None)
 
     def __call__(self) -> int:
         total = 0
@@ -43,9 +57,9 @@ class MarkerCount:
                     stats = json.loads(Path(entry.path).read_text())
                 except (OSError, json.JSONDecodeError):
                     continue
-                n = stats.get("in", 0) if stats.get("fingerprint") == self.fingerprint else 0
+                n = stats.get("in", 0) if stats.get("fingerprint") == self.fingerprint else None
                 cached = self._seen[entry.name] = (mtime, n)
-            total += cached[1]
+            total += cached[1] or 0
         return total
 
 
@@ -100,9 +114,9 @@ def read_watch(state_dir: Path, fingerprint: str, files: list[Path]) -> Watch:
             return done, int(done / fraction)
         return done, None
 
-    return watch
+    return Watch(watch, (count.reused_records, count.reused_shards))
 
 
 def marker_watch(state_dir: Path, fingerprint: str) -> Watch:
     count = MarkerCount(state_dir, fingerprint)
-    return lambda: (count(), None)
+    return Watch(lambda: (count(), None), (count.reused_records, count.reused_shards))

@@ -68,13 +68,17 @@ def run(
     out: str | Path | None = None,
     sets: list[str] | None = None,
     quiet: bool = True,
+    limit: int | None = None,
 ) -> RunResult:
     """Run a recipe (a path or a `Recipe`) as `sftforge run` does: `inputs` are its
-    `--input NAME=PATH`, `out` its `--out`, `sets` its `--set KEY=VALUE`; `quiet=False`
-    shows the progress display. A bad recipe or input raises ConfigError; a failed run
-    RunFailed (its `stage` says where). A rerun resumes, as from the command line."""
+    `--input NAME=PATH`, `out` its `--out`, `sets` its `--set KEY=VALUE`, `limit` its
+    `--limit N` (a limited run: the manifest's `limited`); `quiet=False` shows the progress
+    display. A bad recipe or input raises ConfigError; a failed run RunFailed (its `stage`
+    says where). A rerun resumes, as from the command line."""
     out = str(out) if out is not None else None
-    request = RunRequest(recipe_path=_recipe_path(recipe, out), inputs=inputs, out=out, sets=sets)
+    request = RunRequest(
+        recipe_path=_recipe_path(recipe, out), inputs=inputs, out=out, sets=sets, limit=limit
+    )
     loaded = request.load(check_inputs=True)
     prefect_defaults(verbose=False)
 

@@ -10,6 +10,9 @@ def test_a_marker_round_trips_through_json():
     assert stats.rejected == {"a": 1, "b": 2} and list(stats.rejected) == ["a", "b"]
     assert stats.seconds == 0.1235 and stats.n_rejected == 3 == stats.n_in - stats.n_out
     assert StageStats.from_json(stats.to_json()) == stats
+    # Reuse is not stored: a marker read back says the shard was reused, nothing else differs.
+    assert StageStats.from_json(stats.to_json(), reused=True).reused and not stats.reused
+    assert "reused" not in stats.to_json()
     assert "summary" not in StageStats.of_shard("fp", 1, 1, [], 0.0).to_json()
 
 
@@ -18,6 +21,7 @@ def test_a_stage_total_sums_its_shards_and_combines_the_step_summary():
         StageStats.of_shard("f0", 4, 2, ["dup", "dup"], 1.0004, {"n": 1}),
         StageStats.of_shard("f1", 3, 2, ["short"], 2.0004, {"n": 2}),
     ]
+    shards[1] = StageStats.from_json(shards[1].to_json(), reused=True)  # an earlier run's
     merged = StageStats.merge(shards)
     assert (merged.n_in, merged.n_out, merged.rejected) == (7, 4, {"dup": 2, "short": 1})
     assert merged.n_in == merged.n_out + merged.n_rejected
@@ -28,6 +32,7 @@ def test_a_stage_total_sums_its_shards_and_combines_the_step_summary():
         "out": 4,
         "rejected": {"dup": 2, "short": 1},
         "seconds": 3.001,
+        "reused_shards": 1,
         "extra": {"n": 3},
     }
     assert "extra" not in stage_totals("s", shards)

@@ -131,7 +131,9 @@ def load_marker(out: Path, stage: str, shard: int, fingerprint: str) -> StageSta
         stats = json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-    return StageStats.from_json(stats) if stats.get("fingerprint") == fingerprint else None
+    if stats.get("fingerprint") != fingerprint:
+        return None
+    return StageStats.from_json(stats, reused=True)  # an earlier run's: the shard is skipped
 
 
 def save_marker(out: Path, stage: str, shard: int, stats: StageStats) -> None:

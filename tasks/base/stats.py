@@ -19,6 +19,9 @@ class StageStats:
     summary: dict[str, Any] | None = None
     # The read stage: per source, the records whose id was taken and got a `#n` suffix.
     id_collisions: dict[str, int] = field(default_factory=dict)
+    # Read back from a marker an earlier run wrote: this run did not process the shard. Not
+    # stored in markers and not part of equality (the same counts, whoever made them).
+    reused: bool = field(default=False, compare=False)
 
     @classmethod
     def of_shard(
@@ -78,7 +81,8 @@ class StageStats:
         return body
 
     @classmethod
-    def from_json(cls, body: dict[str, Any]) -> StageStats:
+    def from_json(cls, body: dict[str, Any], reused: bool = False) -> StageStats:
+        """`reused`: the body is an earlier run's marker, loaded to skip its shard."""
         return cls(
             body["fingerprint"],
             body["in"],
@@ -87,7 +91,12 @@ class StageStats:
             body["seconds"],
             body.get("summary"),
             body.get("id_collisions", {}),
+            reused,
         )
+
+
+def reused_shards(shards: list[StageStats]) -> int:
+    return sum(1 for s in shards if s.reused)
 
 
 def _nonzero(counts: dict[str, int]) -> dict[str, int]:
@@ -108,6 +117,8 @@ def stage_totals(
         "out": total.n_out,
         "rejected": total.rejected,
         "seconds": total.seconds,
+        # Shards an earlier run had finished, so this one skipped them (a rerun resumes).
+        "reused_shards": reused_shards(shards),
     }
     parts = [s.summary for s in shards if s.summary is not None]
     if parts and summary_key and combine is not None:

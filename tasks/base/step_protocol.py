@@ -37,6 +37,9 @@ class StepContext:
     # Shows one line beside the stage's progress bar (rates, cost); each flow run passes its
     # own display, so parallel flows in one process never share it.
     report: Callable[[str], None] | None = None
+    # A batch step calls it with how many of the records it was given are finished so far,
+    # so that the stage's bar advances per record, not per shard (augment does).
+    records_done: Callable[[int], None] | None = None
 
 
 class Summarized:
@@ -89,8 +92,13 @@ class FilterPass(ABC):
     def judge(self, table: pa.Table, verdict: Any) -> dict[int, Rejected]:
         """In a worker: the stage's rejections among the rows of its input table."""
 
+    def summarize(self, verdict: Any) -> dict[str, Any] | None:
+        """With the step's `summary_key`: its own numbers for one shard, from the shard's
+        verdict (kept in the shard's marker and combined into the manifest)."""
+        return None
 
-class FilterPassStep(StepBase, ABC):
+
+class FilterPassStep(Summarized, StepBase, ABC):
     """Options of a step that keeps or rejects rows, deciding over every shard in order."""
 
     # It decides each shard as its scan arrives (a dedup), so later filters may join its pass;

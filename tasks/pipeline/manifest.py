@@ -69,9 +69,13 @@ def manifest_body(
     outputs: dict[str, Any],
     workers: int,
 ) -> dict[str, Any]:
-    """What a run made (the flow adds its wall time); `write_manifest` adds the versions."""
+    """What a run made (the flow adds its wall time); `write_manifest` adds the versions.
+    `limited`/`limit`: a run of `--limit N` read at most N records of each source, and
+    `report` and `push` go by it (pipeline/out_check.py); a full run: false/null."""
     return {
         "recipe": recipe.name,
+        "limited": plan.limit is not None,
+        "limit": plan.limit,
         "kind": plan.final_kind,
         "config_hash": recipe_hash(recipe),
         "seed": recipe.seed,

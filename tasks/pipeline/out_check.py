@@ -91,6 +91,11 @@ def _manifest_problem(body: Any) -> str | None:
         value = body.get(key)
         if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
             return f"{key!r} is not a {_type_name(kind)}"
+    limited, limit = body.get("limited", False), body.get("limit")
+    if not isinstance(limited, bool):
+        return "'limited' is not true or false"
+    if limited and not (_count(limit) and limit >= 1):
+        return "'limit' of a limited run is not a count of 1 or more"
     if not _count(body.get("shards")) or body["shards"] < 1:
         return "'shards' is not a count of 1 or more"
     if not isinstance(body.get("stages"), list) or not body["stages"]:
@@ -125,11 +130,23 @@ def _rows(folder: Path, out: Path) -> tuple[list[str], int]:
     return [p.name for p in parts], rows
 
 
-def check_out(out: Path) -> dict[str, Any]:
+def limited_note(out: Path, body: dict[str, Any]) -> str | None:
+    """What to say of a limited run (`sftforge run --limit N`), None for a full one."""
+    if not body.get("limited"):
+        return None
+    n = body.get("limit")
+    return (
+        f"{out} is a limited run (--limit {n}: at most the first {n} records of each source); "
+        "rerun without --limit for the whole dataset"
+    )
+
+
+def check_out(out: Path, *, publishing: bool = False) -> dict[str, Any]:
     """The manifest of the finished run in OUT, after checking that OUT's stage parts are the
     ones it counts: per stage, one part per shard, holding `out` records, and rejects parts
     holding the rejected ones; and that no run is writing OUT now. ConfigError (one line)
-    otherwise."""
+    otherwise. `publishing` (push) also refuses a limited run: a sample of each source is
+    not the dataset the recipe describes, and once on the Hub it would pass for it."""
     holder = live_holder(out)
     if holder is not None:  # its parts are changing under us (and its manifest is gone)
         raise ConfigError(
@@ -138,6 +155,9 @@ def check_out(out: Path) -> dict[str, Any]:
             f"{lock_path(out)} if that run is gone"
         )
     body = read_manifest(out)
+    note = limited_note(out, body)
+    if publishing and note is not None:
+        raise ConfigError(f"{note} before pushing it")
     shards = body["shards"]
     expected = [part_name(shard) for shard in range(shards)]
 

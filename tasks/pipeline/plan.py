@@ -58,6 +58,7 @@ class Plan:
     read_fingerprint: str
     read_kind: str
     segments: tuple[Segment, ...] = field(default_factory=tuple)
+    limit: int | None = None  # `--limit N`: at most the first N records of each source
 
     @property
     def stages(self) -> list[str]:
@@ -87,17 +88,23 @@ def segment_kind(step: StepBase) -> SegmentKind:
     raise TypeError(f"step {step.stage!r}: {type(step).__name__} has no run protocol")
 
 
-def read_fingerprint(recipe: Recipe, files: dict[str, list[Path]]) -> str:
+def read_fingerprint(recipe: Recipe, files: dict[str, list[Path]], limit: int | None = None) -> str:
     listing = {
         name: [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
         for name, paths in files.items()
     }
     sources = [s.model_dump(mode="json") for s in recipe.sources]
-    return fingerprint(ENGINE_VERSION, sources, listing, recipe.runner.shard_size)
+    parts: list[Any] = [ENGINE_VERSION, sources, listing, recipe.runner.shard_size]
+    if limit is not None:
+        # A limited run's shards and markers (and every stage's after them, whose
+        # fingerprints chain from this one) are never taken for a full run's, nor another
+        # limit's; a full run's fingerprint stays what it was, so its outputs still resume.
+        parts.append({"limit": limit})
+    return fingerprint(*parts)
 
 
-def plan_run(recipe: Recipe, files: dict[str, list[Path]]) -> Plan:
-    fp = read_fingerprint(recipe, files)
+def plan_run(recipe: Recipe, files: dict[str, list[Path]], limit: int | None = None) -> Plan:
+    fp = read_fingerprint(recipe, files, limit)
     segments: list[Segment] = []
     previous, upstream, kind = READ_STAGE, fp, recipe.source_kind
     for step in recipe.steps:
@@ -111,7 +118,7 @@ def plan_run(recipe: Recipe, files: dict[str, list[Path]]) -> Plan:
         else:
             segments.append(Segment(segment_kind(step), previous, (stage,)))
         previous = stage.stage
-    return Plan(fp, recipe.source_kind, tuple(segments))
+    return Plan(fp, recipe.source_kind, tuple(segments), limit)
 
 
 def _joins(last: Segment, kind: SegmentKind, previous: str) -> bool:

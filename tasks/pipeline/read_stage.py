@@ -3,7 +3,8 @@ records; each input item becomes records of the recipe's kind, or rejects.
 
 Sources are read in recipe order, so "first occurrence" in later steps means recipe order.
 Every id of the read is unique (pipeline/unique_ids.py); a repeated one gets `#2`, `#3`, …,
-counted per source in the stage's `id_collisions`.
+counted per source in the stage's `id_collisions`. A limited run (`--limit N`, `plan.limit`)
+takes the first N input records of each source (as `read.in` counts them) and stops reading it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +177,7 @@ def run_read(
     try:
         summary = json.loads(summary_path.read_text())
         if summary.get("fingerprint") == fp:
-            return [StageStats.from_json(s) for s in summary["shards"]]
+            return [StageStats.from_json(s, reused=True) for s in summary["shards"]]
     except (FileNotFoundError, json.JSONDecodeError):
         pass
 
@@ -212,17 +215,26 @@ def run_read(
 
     for source in recipe.sources:
         convert = SourceConverter(source)
-        for item in iter_source(source, files.get(source.name)):
-            # An exploded row is several input records; a shard may then exceed `size`
-            # by the elements of its last row.
-            for record, reject in convert(item):
-                if record is not None:
-                    kept.append(unique(record, convert.content, source.name))
-                else:
-                    rejects.append(unique(reject, None, source.name))  # type: ignore[arg-type]
-                count += 1
-            if count >= size:
-                flush()
+        taken = 0  # this source's input records so far (what `--limit` counts)
+        # closing(): a limited run stops early, and the reader's file is closed now.
+        with closing(iter_source(source, files.get(source.name))) as items:  # type: ignore[type-var]
+            for item in items:
+                # An exploded row is several input records; a shard may then exceed `size`
+                # by the elements of its last row (and a limit may end inside the row).
+                outcomes = convert(item)
+                if plan.limit is not None:
+                    outcomes = islice(outcomes, plan.limit - taken)
+                for record, reject in outcomes:
+                    if record is not None:
+                        kept.append(unique(record, convert.content, source.name))
+                    else:
+                        rejects.append(unique(reject, None, source.name))  # type: ignore[arg-type]
+                    count += 1
+                    taken += 1
+                if count >= size:
+                    flush()
+                if plan.limit is not None and taken >= plan.limit:
+                    break
     if count or not stats:
         flush()
 

@@ -132,18 +132,21 @@ def run_batch_stage(out: Path, segment: Segment, shards: int, context: StepConte
     step = stage.step
     assert isinstance(step, BatchStep)
     folder = out / WORK_DIR / step.step / stage.stage  # type: ignore[attr-defined]
-    runner = step.make_batch(replace(context, work_dir=folder))
+    progress = _Processed(context.records_done)
+    counted = progress.in_shard if context.records_done is not None else None
+    runner = step.make_batch(replace(context, work_dir=folder, records_done=counted))
     results: list[StageStats] = []
     try:
         for shard in range(shards):
             done = load_marker(out, stage.stage, shard, stage.fingerprint)
-            if done is not None:
+            if done is not None:  # reused: the display counts it apart, from the markers
                 results.append(done)
                 continue
             table = read_table(stage_part(out, segment.input_stage, shard), stage.input_kind)
             records = table_records(table)
             began = time.perf_counter()
             kept, complete = runner.apply_batch(records)
+            progress.shard_done(len(records))
             stats = _stats(stage, len(records), len(kept), [], began)
             stats = replace(stats, summary=runner.summarize(kept))
             write_stage_shard(
@@ -160,6 +163,23 @@ def run_batch_stage(out: Path, segment: Segment, shards: int, context: StepConte
     finally:
         runner.close()
     return {stage.stage: results}
+
+
+class _Processed:
+    """The records a batch stage has processed in this run (reused shards not counted), for
+    `StepContext.records_done`: the shards finished before, plus the step's count within the
+    current one."""
+
+    def __init__(self, report: Callable[[int], None] | None) -> None:
+        self.report, self.before = report, 0
+
+    def in_shard(self, n: int) -> None:
+        if self.report is not None:
+            self.report(self.before + n)
+
+    def shard_done(self, n: int) -> None:
+        self.before += n
+        self.in_shard(0)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from sftforge.tasks.base.extras import require_extra
 # Plotting is an extra (sftforge[report]): without it, one line names it.
 matplotlib = require_extra("matplotlib", "report", "sftforge report")
 Figure = require_extra("matplotlib.figure", "report", "sftforge report").Figure
+MaxNLocator = require_extra("matplotlib.ticker", "report", "sftforge report").MaxNLocator
 
 _METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
 BEFORE, AFTER = "#8c8c8c", "#1f77b4"
@@ -67,6 +68,8 @@ def histogram(plot_id: str, before: list[int], after: list[int], xlabel: str) ->
     ax.hist(after, bins=bins, color=AFTER, alpha=0.75, label=f"after (n={len(after)})")
     if len(bins) > 3 and bins[-1] / max(bins[0], 1e-9) > 50 and bins[0] >= 1:
         ax.set_xscale("log")
+    else:  # counts: whole-number ticks (two messages each is "2", not 1.6 … 2.4)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     ax.set_xlabel(xlabel)
     ax.set_ylabel("records")
     ax.legend(frameon=False)

@@ -42,6 +42,9 @@ class Side:
     models: Counter[str] = field(default_factory=Counter)
     datasets: Counter[str] = field(default_factory=Counter)
     sources: Counter[str] = field(default_factory=Counter)  # every record, not a sample
+    # Instruction records: tokens of the prompt (instruction and input) and of the output.
+    instruction_tokens: list[int] = field(default_factory=list)
+    output_tokens: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -123,6 +126,9 @@ def measure(paths: list[Path], total: int, cap: int, count_tokens: Any) -> Side:
                 side.models[record.get("model") or "unknown"] += 1
             if record.get("dataset") is not None:
                 side.datasets[record["dataset"]] += 1
+            if "instruction" in record:  # messages_of made the user turn of these two
+                side.instruction_tokens.append(count_tokens(messages[0]["content"]))
+                side.output_tokens.append(count_tokens(messages[1]["content"]))
     return side
 
 

@@ -73,6 +73,7 @@ class AugmentShards(BatchRunner):
         self.config = config
         self.journal = context.work_dir / "journal.sqlite"
         self.report = context.report
+        self.records_done = context.records_done
         self._server: Any = None
 
     def _effective_config(self) -> AugmentStep:
@@ -100,10 +101,20 @@ class AugmentShards(BatchRunner):
         if not chosen:
             return records, True
         self.journal.parent.mkdir(parents=True, exist_ok=True)
-        report = self.report
-        on_progress = None if report is None else (lambda snap: report(status_line(snap)))
+        report, advance = self.report, self.records_done
+        skipped = len(records) - len(chosen)  # other datasets' records: done at once
+
+        def on_progress(snap: dict[str, Any]) -> None:
+            if report is not None:
+                report(status_line(snap))
+            if advance is not None:  # the stage's bar, per record
+                advance(skipped + snap["records_done"] + snap["records_failed"])
+
         done = augment_records(
-            [records[i] for i in chosen], self._effective_config(), self.journal, on_progress
+            [records[i] for i in chosen],
+            self._effective_config(),
+            self.journal,
+            None if report is None and advance is None else on_progress,
         )
         out = list(records)
         for i, record in zip(chosen, done, strict=True):
