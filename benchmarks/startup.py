@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -35,6 +36,8 @@ SFTFORGE = [sys.executable, "-m", "sftforge.flows.cli"]
 
 
 def one_run(recipe: str, out: Path, env: dict[str, str]) -> dict[str, float]:
+    """Command wall is until the process exits, as a shell sees it: not until stderr closes,
+    which waits for multiprocessing's resource tracker too (it inherits the descriptor)."""
     began = time.perf_counter()
     process = subprocess.Popen(
         [*SFTFORGE, "run", recipe, "--out", str(out)],
@@ -44,15 +47,24 @@ def one_run(recipe: str, out: Path, env: dict[str, str]) -> dict[str, float]:
         stderr=subprocess.PIPE,
     )
     assert process.stderr is not None
-    first = process.stderr.readline()
-    first_line = time.perf_counter() - began
-    rest = process.stderr.read()
+    lines: list[tuple[float, bytes]] = []
+
+    def read() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            lines.append((time.perf_counter() - began, line))
+
+    reader = threading.Thread(target=read)
+    reader.start()
     code = process.wait()
     command = time.perf_counter() - began
+    reader.join()
     if code != 0:
-        raise SystemExit(f"sftforge run failed ({code}): {(first + rest).decode()[-2000:]}")
+        text = b"".join(line for _, line in lines).decode(errors="replace")
+        raise SystemExit(f"sftforge run failed ({code}): {text[-2000:]}")
     flow = json.loads((out / "manifest.json").read_text())["wall_seconds"]
-    return {"command": command, "flow": flow, "overhead": command - flow, "first": first_line}
+    first = lines[0][0] if lines else float("nan")
+    return {"command": command, "flow": flow, "overhead": command - flow, "first": first}
 
 
 def measure(mode: str, recipe: str, repeats: int, root: Path) -> list[dict[str, float]]:
