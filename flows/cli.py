@@ -52,12 +52,12 @@ def _connect(verbose: bool, say: Callable[[str], None]) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     request = _request(args)
-    recipe = request.recipe()
+    # Inputs found and readable, or exit 2 (one line, nothing else said) before Prefect
+    # starts; the flow gets this load.
+    loaded = request.load(check_inputs=True)
     say = _say(args.quiet)
     limited = f" (the first {args.limit} records of each source)" if args.limit else ""
-    say(f"run {args.config} -> {recipe.output_dir}{limited}")  # before inputs are opened
-    # Inputs found and readable, or exit 2 before Prefect starts; the flow gets this load.
-    loaded = request.load(recipe, check_inputs=True)
+    say(f"run {args.config} -> {loaded.recipe.output_dir}{limited}")
     _connect(args.verbose, say)
 
     from rich.console import Console

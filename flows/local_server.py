@@ -15,8 +15,10 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, Any
 
 from sftforge.flows.server_state import ServerState, server_dir
@@ -114,12 +116,34 @@ def release() -> None:
         _held = None
 
 
+def configured_api_url() -> str | None:
+    """A Prefect API URL the user configured: `PREFECT_API_URL` in the environment, in the
+    settings of a process that has Prefect loaded already (a notebook, a test harness), or
+    in the active Prefect profile (`prefect config set PREFECT_API_URL=…`; read from the
+    file, since importing Prefect's settings here would freeze them before ours are set)."""
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    if "prefect.settings" in sys.modules:
+        from prefect.settings import PREFECT_API_URL
+
+        return PREFECT_API_URL.value() or None
+    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    path = Path(os.environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml")
+    try:
+        profiles = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active", "ephemeral")
+    url = profiles.get("profiles", {}).get(active, {}).get("PREFECT_API_URL")
+    return str(url) if url else None
+
+
 def use_local_server(announce: Callable[[str], None] = lambda line: None) -> str:
     """The API URL runs in this process use: `PREFECT_API_URL` when set, else the local
     server's (started now when none runs), which is then set as `PREFECT_API_URL`. Call
     before Prefect is imported. `SFTFORGE_LOCAL_SERVER=0` keeps Prefect's own default, a
     temporary server per process ("" returned)."""
-    configured = os.environ.get("PREFECT_API_URL")
+    configured = configured_api_url()
     if configured:
         return configured
     if os.environ.get("SFTFORGE_LOCAL_SERVER", "1") == "0":
@@ -164,7 +188,7 @@ def stop_server(state: ServerState, grace: float = 10.0) -> bool:
 def server_command(action: str) -> int:
     """`sftforge server status|start|stop`."""
     state = ServerState(server_dir())
-    configured = os.environ.get("PREFECT_API_URL")
+    configured = configured_api_url()
     if configured and action != "stop":
         print(f"PREFECT_API_URL is set: runs use {configured} (the local server is not used)")
         return 0

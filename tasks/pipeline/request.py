@@ -170,6 +170,8 @@ class RunRequest(BaseModel):
             for step in recipe.steps:
                 for module, (extra, what) in step.required_extras().items():
                     require_extra(module, extra, what)
+            if recipe.runner.kind == "dask":
+                require_extra("prefect_dask", "dask", "runner.kind=dask")
 
             for source in recipe.sources:
                 try:

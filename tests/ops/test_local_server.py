@@ -133,3 +133,13 @@ def test_prefect_api_url_wins(home) -> None:
     assert status.returncode == 0
     assert "PREFECT_API_URL is set: runs use http://127.0.0.1:9/api" in status.stdout
     assert not (Path(home["SFTFORGE_HOME"]) / "server" / "server.json").exists()
+
+
+def test_a_prefect_profile_api_url_wins_too(home) -> None:
+    profiles = Path(home["PREFECT_HOME"]) / "profiles.toml"
+    profiles.parent.mkdir(parents=True, exist_ok=True)
+    profiles.write_text(
+        'active = "team"\n\n[profiles.team]\nPREFECT_API_URL = "http://127.0.0.1:9/api"\n'
+    )
+    status = sftforge(home, "server", "status")
+    assert "PREFECT_API_URL is set: runs use http://127.0.0.1:9/api" in status.stdout
