@@ -9,6 +9,7 @@ again; the scan still reads every shard, since the decisions for the others depe
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from sftforge.tasks.base.memory import release_memory
 from sftforge.tasks.base.outcome import Rejected, reject_row
 from sftforge.tasks.base.pool import map_in_workers
 from sftforge.tasks.base.shards import (
+    WORK_DIR,
     load_marker,
     read_table,
     save_marker,
@@ -37,7 +39,7 @@ def run_filter_segment(
     stored = [_stored(out, segment, shard) for shard in range(shards)]
     if all(s is not None for s in stored):
         return _by_stage(segment, stored)  # type: ignore[arg-type]
-    passes = [_pass(s.step, context, s.input_kind) for s in segment.stages]
+    passes = [_pass(out, s.step, context, s.input_kind) for s in segment.stages]
     kind = segment.stages[0].input_kind
     columns = list(dict.fromkeys(c for p in passes for c in p.columns))
     scans = map_in_workers(
@@ -63,9 +65,12 @@ def run_filter_segment(
     return _by_stage(segment, list(results))
 
 
-def _pass(step: Any, context: StepContext, kind: str) -> FilterPass:
+def _pass(out: Path, step: Any, context: StepContext, kind: str) -> FilterPass:
     assert isinstance(step, FilterPassStep)
-    return step.make_pass(context, kind)
+    # The step's own folder, as a batch step has: for what a pass makes once per run and its
+    # workers read (an index), instead of pickling it into every shard's call.
+    folder = out / WORK_DIR / step.step / step.stage
+    return step.make_pass(replace(context, work_dir=folder), kind)
 
 
 def _stored(out: Path, segment: Segment, shard: int) -> dict[str, StageStats] | None:
@@ -138,6 +143,7 @@ def apply_shard(
             len(kept),
             (r["reason"] for r in rejects),
             spent + time.perf_counter() - began,
+            p.summarize(verdict),
         )
         done = load_marker(out, stage.stage, shard, stage.fingerprint)
         if done is None:  # else: written by an earlier run, to the same bytes

@@ -151,6 +151,49 @@ def _stages(manifest: dict[str, Any]) -> str:
     return _table(["stage", "in", "out", "rejected (reason: count)"], rows)
 
 
+def _decontamination(manifest: dict[str, Any]) -> str:
+    """Which benchmarks the data was checked against and how many records each took out (a
+    stage that counts hits per benchmark: decontaminate); nothing when none ran."""
+    rows, skipped = [], []
+    for stage in manifest["stages"]:
+        for found in (v for v in stage.values() if isinstance(v, dict) and "hits" in v):
+            for name, b in (found.get("benchmarks") or {}).items():
+                cells = [name, f"`{b.get('source')}`", b.get("items"), b.get("hits", 0)]
+                rows.append([f"`{stage['name']}`", *cells])
+            skipped += [f"`{name}` ({why})" for name, why in (found.get("skipped") or {}).items()]
+    if not rows and not skipped:
+        return ""
+    table = _table(["stage", "benchmark", "source", "items", "removed"], rows) if rows else ""
+    not_checked = f"Not checked (could not be loaded): {', '.join(skipped)}." if skipped else ""
+    return (
+        "## Decontamination\n\nRecords holding a benchmark prompt (a normalised exact match or "
+        f"shared word n-grams) were rejected as `contaminated`.\n\n{table}\n\n{not_checked}\n\n"
+    )
+
+
+def _near_duplicates(manifest: dict[str, Any]) -> str:
+    """How a near-duplicate stage (dedup_near) ran and what it removed; nothing when none ran."""
+    rows = []
+    for stage in manifest["stages"]:
+        near = stage.get("near_duplicates")
+        if near:
+            sizes = ", ".join(f"{k}: {v}" for k, v in near.get("cluster_sizes", {}).items())
+            lsh = f"{near.get('bands')} × {near.get('rows')} of {near.get('permutations')}"
+            verified = near.get("threshold")
+            rows.append([f"`{stage['name']}`", near.get("shingle"), lsh,
+                         verified if verified is not None else "no", near.get("clusters", 0),
+                         near.get("rejected", 0), sizes or "-"])  # fmt: skip
+    if not rows:
+        return ""
+    head = ["stage", "shingle (words)", "bands × rows of permutations", "verified at Jaccard",
+            "clusters", "removed", "cluster sizes (size: clusters)"]  # fmt: skip
+    return (
+        "## Near-duplicates\n\nRecords whose MinHash signatures put them in a cluster of "
+        "near-duplicates (word shingles, LSH) were rejected as `near_duplicate`; the first "
+        f"record of each cluster was kept.\n\n{_table(head, rows)}\n\n"
+    )
+
+
 def _tokens(stats: RunStats) -> str:
     rows = []
     for label, side in (("before filtering", stats.before), ("published", stats.after)):
@@ -258,7 +301,7 @@ Licenses are as declared in the recipe; check each source's own terms before use
 
 {_stages(manifest)}
 
-## Token statistics
+{_decontamination(manifest)}{_near_duplicates(manifest)}## Token statistics
 
 {_tokens(stats)}
 

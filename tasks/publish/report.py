@@ -9,6 +9,7 @@ are there.
 from __future__ import annotations
 
 import html
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +187,21 @@ def plots(stats: RunStats) -> list[str]:
                 note.strip(),
             )
         )
+    for s in stages:  # near-duplicate clusters (dedup_near): how large they are
+        near = s.get("near_duplicates")
+        if near:
+            sizes = Counter({int(k): v for k, v in near.get("cluster_sizes", {}).items()})
+            figures.append(
+                _figure_html(
+                    f"plot-clusters-{s['name']}",
+                    f"Near-duplicate clusters by size ({s['name']})",
+                    counts_bar(
+                        f"plot-clusters-{s['name']}", sizes, "records per cluster", "clusters"
+                    ),
+                    f"{near.get('clusters', 0)} clusters; {near.get('rejected', 0)} records "
+                    "rejected, the first of each cluster kept.",
+                )
+            )
     aug = stats.augmentation
     if aug is not None:
         figures += [
