@@ -20,6 +20,7 @@ from prefect.settings import PREFECT_API_URL
 from sftforge.schemas.loading import ConfigError
 from sftforge.tasks.pipeline import out_lock
 from sftforge.tasks.pipeline.out_check import check_out
+from tests.cli_support import one_line
 from tests.test_flow import parquet_files
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,15 +48,6 @@ def sftforge(args: list[str], home: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*COMMAND, *args], cwd=REPO, env=_env(home), capture_output=True, text=True, timeout=600
     )
-
-
-def one_line(result: subprocess.CompletedProcess, code: int) -> str:
-    """The command exited with `code` and said why in one `sftforge:` line, no traceback."""
-    assert result.returncode == code, f"{result.returncode}\n{result.stdout}\n{result.stderr}"
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("sftforge: "), result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    return lines[0]
 
 
 def small_input(folder: Path, lines: int = 40) -> Path:

@@ -21,6 +21,7 @@ from prefect.settings import PREFECT_API_URL
 from sftforge.flows.cli import main
 from sftforge.schemas.recipe import Recipe
 from sftforge.tasks.pipeline.read_check import SourceReads, out_reads, sample_source
+from tests.cli_support import one_line
 
 REPO = Path(__file__).resolve().parents[1]
 COMMAND = [sys.executable, "-m", "sftforge.flows.cli"]
@@ -43,15 +44,6 @@ def sftforge(args: list[str], home: Path | None = None) -> subprocess.CompletedP
     return subprocess.run(
         [*COMMAND, *args], cwd=REPO, env=_env(home), capture_output=True, text=True, timeout=600
     )
-
-
-def one_line(result: subprocess.CompletedProcess, code: int) -> str:
-    """The command exited with `code` and said why in one `sftforge:` line, no traceback."""
-    assert result.returncode == code, f"{result.returncode}\n{result.stdout}\n{result.stderr}"
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("sftforge: "), result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    return lines[0]
 
 
 def first_lines(folder: Path, n: int) -> Path:

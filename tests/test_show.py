@@ -15,6 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 from prefect.settings import PREFECT_API_URL
 
+from tests.cli_support import one_line
+
 REPO = Path(__file__).resolve().parents[1]
 COMMAND = [sys.executable, "-m", "sftforge.flows.cli"]
 SAMPLE = REPO / "data" / "sharegpt_sample.jsonl"
@@ -72,14 +74,6 @@ def sftforge(args: list[str], **env: str) -> subprocess.CompletedProcess:
 def ok(result: subprocess.CompletedProcess) -> str:
     assert result.returncode == 0, f"{result.returncode}\n{result.stdout}\n{result.stderr}"
     return result.stdout
-
-
-def one_line(result: subprocess.CompletedProcess, code: int) -> str:
-    assert result.returncode == code, f"{result.returncode}\n{result.stdout}\n{result.stderr}"
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("sftforge: "), result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    return lines[0]
 
 
 def rows(folder: Path) -> list[dict]:
