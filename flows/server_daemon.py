@@ -2,7 +2,7 @@
 
 `python -m sftforge.flows.server_daemon PORT` serves Prefect's API and UI on 127.0.0.1:PORT,
 as `prefect server start` does (the same app, services and database), and stops itself once
-it has been idle for `SFTFORGE_SERVER_IDLE_MINUTES` (default 120): no process holds the
+it has been idle for `SFTFORGE_SERVER_IDLE_MINUTES` (default 60): no process holds the
 in-use lock (every sftforge command that talks to the server holds it shared while it runs,
 and the kernel drops it when that process dies, even by SIGKILL) and none has used it since.
 It runs in its own session, so the Ctrl-C a terminal sends to a run's process group never
@@ -24,7 +24,7 @@ CHECK_SECONDS = 15.0
 
 
 def idle_minutes() -> float:
-    return float(os.environ.get("SFTFORGE_SERVER_IDLE_MINUTES", "120"))
+    return float(os.environ.get("SFTFORGE_SERVER_IDLE_MINUTES", "60"))
 
 
 def _idle_since(state: ServerState) -> float:

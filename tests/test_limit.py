@@ -38,7 +38,7 @@ steps:
 outputs:
   - format: parquet
   - format: sharegpt_json
-runner: {{shard_size: 40}}
+runner: {{shard_size: 40, workers: 1}}
 """
 
 

@@ -140,6 +140,7 @@ def test_an_empty_input_validates_and_is_reported(tmp_path):
 def test_a_run_whose_source_is_all_rejected_exits_1_after_writing_its_rejects(tmp_path, home):
     out = tmp_path / "out"
     args = ["run", OPENCHAT, "--input", f"sharegpt={ALPACA}", "--out", str(out), "--quiet"]
+    args += ["--set", "runner.workers=1"]  # no worker processes to start: a shorter test
     line = one_line(sftforge(args, home), 1)
     assert line.startswith("sftforge: run failed: stage read: source sharegpt: 52 of 52 records")
     assert "(100%)" in line and "invalid_record 52" in line
@@ -158,6 +159,7 @@ def test_a_recipe_share_below_one_fails_a_run_on_a_partly_bad_source(tmp_path, h
     out = tmp_path / "out"
     small = first_lines(tmp_path, 40)
     args = ["run", DEMO, "--input", f"sharegpt={small}", "--out", str(out), "--quiet"]
+    args += ["--set", "runner.workers=1"]
     strict = ["--set", "read_check.per_source.sharegpt_pages=0.2"]
     line = one_line(sftforge([*args, *strict], home), 1)
     assert line.startswith("sftforge: run failed: stage read: source sharegpt_pages: 1 of 4")

@@ -89,7 +89,7 @@ def out(tmp_path_factory, prefect_harness) -> Path:
     dump.write_text("\n".join(lines) + "\n")
     recipe = folder / "recipe.yaml"
     recipe.write_text(CONVERSATIONS.format(out=folder / "out", dump=dump))
-    ok(sftforge(["run", str(recipe), "--quiet"]))
+    ok(sftforge(["run", str(recipe), "--quiet", "--set", "runner.workers=1"]))
     return folder / "out"
 
 
@@ -175,7 +175,7 @@ def test_instruction_records_show_their_fields(tmp_path_factory, prefect_harness
     folder = tmp_path_factory.mktemp("show-instructions")
     recipe = folder / "recipe.yaml"
     recipe.write_text(INSTRUCTIONS.format(out=folder / "out", repo=REPO))
-    ok(sftforge(["run", str(recipe), "--quiet"]))
+    ok(sftforge(["run", str(recipe), "--quiet", "--set", "runner.workers=1"]))
     records = rows(folder / "out" / "dedup_exact")
     # One with an input, and an output of prose (a list's "1." is drawn as "1").
     with_input = next(r for r in records if r["input"] and r["output"][:1].isalpha())

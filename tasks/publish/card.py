@@ -13,6 +13,7 @@ from typing import Any
 from datasets import Features
 from huggingface_hub import DatasetCardData
 
+from sftforge.tasks.publish.card_near import near_duplicates_section
 from sftforge.tasks.publish.hub import HubFolder
 from sftforge.tasks.publish.run_stats import RunStats, summary
 
@@ -171,29 +172,6 @@ def _decontamination(manifest: dict[str, Any]) -> str:
     )
 
 
-def _near_duplicates(manifest: dict[str, Any]) -> str:
-    """How a near-duplicate stage (dedup_near) ran and what it removed; nothing when none ran."""
-    rows = []
-    for stage in manifest["stages"]:
-        near = stage.get("near_duplicates")
-        if near:
-            sizes = ", ".join(f"{k}: {v}" for k, v in near.get("cluster_sizes", {}).items())
-            lsh = f"{near.get('bands')} × {near.get('rows')} of {near.get('permutations')}"
-            verified = near.get("threshold")
-            rows.append([f"`{stage['name']}`", near.get("shingle"), lsh,
-                         verified if verified is not None else "no", near.get("clusters", 0),
-                         near.get("rejected", 0), sizes or "-"])  # fmt: skip
-    if not rows:
-        return ""
-    head = ["stage", "shingle (words)", "bands × rows of permutations", "verified at Jaccard",
-            "clusters", "removed", "cluster sizes (size: clusters)"]  # fmt: skip
-    return (
-        "## Near-duplicates\n\nRecords whose MinHash signatures put them in a cluster of "
-        "near-duplicates (word shingles, LSH) were rejected as `near_duplicate`; the first "
-        f"record of each cluster was kept.\n\n{_table(head, rows)}\n\n"
-    )
-
-
 def _tokens(stats: RunStats) -> str:
     rows = []
     for label, side in (("before filtering", stats.before), ("published", stats.after)):
@@ -301,7 +279,7 @@ Licenses are as declared in the recipe; check each source's own terms before use
 
 {_stages(manifest)}
 
-{_decontamination(manifest)}{_near_duplicates(manifest)}## Token statistics
+{_decontamination(manifest)}{near_duplicates_section(manifest)}## Token statistics
 
 {_tokens(stats)}
 

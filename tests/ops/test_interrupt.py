@@ -19,7 +19,7 @@ from tests.ops.ops_support import SFTFORGE
 # Not a pass/fail on speed (timings are noisy on a shared 2-core machine): a bound that the
 # old behaviour (minutes, or never for a SIGTERM to the main process) cannot meet.
 EXIT_BOUND_SECONDS = 30.0
-SHARDS = 16
+SHARDS = 12
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def dump(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Code-heavy ShareGPT records: html_to_markdown is the long stage, as in the report."""
     path = tmp_path_factory.mktemp("interrupt") / "dump.jsonl"
     gen = load_generator()
-    gen.write_jsonl(path, gen.generate(SHARDS * 150, seed=3, code_heavy=True, flawed_share=0.1))
+    gen.write_jsonl(path, gen.generate(SHARDS * 100, seed=3, code_heavy=True, flawed_share=0.1))
     return path
 
 
@@ -47,7 +47,7 @@ def _command(dump: Path, out: Path) -> list[str]:
         "--out",
         str(out),
         "--set",
-        "runner.shard_size=150",
+        "runner.shard_size=100",
         "--set",
         "runner.workers=2",
     ]
@@ -124,7 +124,7 @@ def test_ctrl_c_mid_stage_exits_130_with_one_line_and_rerun_matches(
     assert "Traceback" not in err and "cannot schedule new futures" not in err, err
     last = err.strip().splitlines()[-1]
     assert last.startswith("sftforge: Ctrl-C: stopped after"), last
-    assert "finished: read (16 shards)" in last and "Rerun the same command to resume." in last
+    assert "finished: read (12 shards)" in last and "Rerun the same command to resume." in last
     # Beside the progress lines (plain "[stage] ..." lines: stderr is not a terminal), the
     # first line and the last: not the hundreds of tracebacks and connection errors of before.
     said = [line for line in err.splitlines() if line.strip() and not line.startswith("[")]

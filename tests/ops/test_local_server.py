@@ -119,7 +119,7 @@ def test_idle_server_stops_itself_unless_in_use(home) -> None:
     in_use = Path(home["SFTFORGE_HOME"]) / "server" / "in-use.lock"
     with open(in_use, "a+") as held:  # what every run holds while it talks to the server
         fcntl.flock(held, fcntl.LOCK_SH)
-        time.sleep(8)
+        time.sleep(5)
         assert sftforge(home, "server", "status").returncode == 0, "stopped while in use"
     deadline = time.monotonic() + 60
     while sftforge(home, "server", "status").returncode == 0:
