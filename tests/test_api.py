@@ -252,6 +252,7 @@ def test_the_deployment_entry_point_builds_the_same_request(tmp_path, reads, req
         "inputs": [[name, path] for name, path in inputs.items()],
         "out": out,
         "sets": ["runner.workers=1"],
+        "limit": None,
     }
 
 

@@ -59,6 +59,7 @@ def test_demo_recipe_end_to_end(tmp_path, monkeypatch):
         "dedup_exact",
         "filter_model",
         "filter_language",
+        "decontaminate",
     ]
     previous = None
     for stage in manifest["stages"]:
@@ -139,11 +140,12 @@ def test_rerun_skips_completed_shards_and_recomputes_only_what_changed(tmp_path,
     } == {p: t for p, t in before.items() if "dataset" not in p.parts}
     assert [s["out"] for s in again["stages"]] == [s["out"] for s in first["stages"]]
 
-    # A changed language threshold recomputes filter_language only.
+    # A changed language threshold recomputes filter_language and what follows it (the last
+    # step, decontaminate), nothing before it.
     run("openchat_sharegpt.yaml", out, inputs, [*sets, "steps[5].min_score=0.9"])
     changed = {p for p in out.rglob("part-*.parquet") if before.get(p) != p.stat().st_mtime_ns}
     changed_stages = {p.parent.name for p in changed}
-    assert changed_stages <= {"filter_language", "dataset"}
+    assert changed_stages <= {"filter_language", "decontaminate", "dataset"}
     assert any(p.parent.name == "filter_language" for p in changed)
 
 
