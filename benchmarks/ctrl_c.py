@@ -30,6 +30,12 @@ REPO = Path(__file__).resolve().parents[1]
 SFTFORGE = [sys.executable, "-m", "sftforge.flows.cli"]
 
 
+def _default_sigint() -> None:
+    # In the child: SIGINT at its default, as in a terminal (a test runner's worker, or a
+    # script's background job, may ignore it, and an ignored SIGINT is inherited).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def make_input(path: Path, records: int) -> None:
     spec = importlib.util.spec_from_file_location("gen", REPO / "data" / "make_sharegpt_sample.py")
     assert spec is not None and spec.loader is not None
@@ -54,6 +60,7 @@ def one(data: Path, out: Path, env: dict[str, str], sig: signal.Signals) -> dict
         cwd=REPO,
         env=env,
         start_new_session=True,
+        preexec_fn=_default_sigint,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

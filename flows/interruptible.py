@@ -83,6 +83,17 @@ def _mark_cancelled() -> None:
             )
 
 
+def _quiet_resource_tracker() -> None:
+    """multiprocessing's resource tracker outlives a stopped command by a moment, unlinks the
+    semaphores of the killed pool, and warns about each on stderr, below the line that says
+    what finished. The cleanup stays; the warning goes. (Set before the tracker starts: it
+    takes its warning filters from the environment when the first pool makes it.)"""
+    quiet = "ignore:resource_tracker:UserWarning"
+    current = os.environ.get("PYTHONWARNINGS", "")
+    if quiet not in current.split(","):
+        os.environ["PYTHONWARNINGS"] = f"{current},{quiet}" if current else quiet
+
+
 class Interruptible:
     """`run(fn, *args)` in a thread, with the signal handling described above;
     `describe()` says what finished when a signal stops it."""
@@ -107,7 +118,11 @@ class Interruptible:
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread as it is
                 box["error"] = exc
 
-        previous = {s: signal.signal(s, self._on_signal) for s in _SIGNALS}
+        # A signal ignored when the command started (a background job of a script: `sftforge
+        # run … &` ignores SIGINT) stays ignored, as Python leaves it.
+        handled = [s for s in _SIGNALS if signal.getsignal(s) is not signal.SIG_IGN]
+        previous = {s: signal.signal(s, self._on_signal) for s in handled}
+        _quiet_resource_tracker()
         thread = threading.Thread(target=target, name="sftforge-run", daemon=True)
         try:
             thread.start()

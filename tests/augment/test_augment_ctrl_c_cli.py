@@ -17,6 +17,12 @@ from test_augment_resume import done_count, journal_rows, ok_requests
 from tests.conftest import REPO
 
 
+def _default_sigint() -> None:
+    # In the child: SIGINT at its default, as in a terminal (a test runner's worker, or a
+    # script's background job, may ignore it, and an ignored SIGINT is inherited).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(recipe: Path, base_url: str) -> subprocess.Popen[str]:
     from prefect.settings import PREFECT_API_URL
 
@@ -27,6 +33,7 @@ def start(recipe: Path, base_url: str) -> subprocess.Popen[str]:
         cwd=REPO,
         env=env,
         start_new_session=True,  # a terminal's job: Ctrl-C reaches its whole process group
+        preexec_fn=_default_sigint,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

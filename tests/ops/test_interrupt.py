@@ -23,6 +23,12 @@ SHARDS = 12
 
 
 @pytest.fixture(scope="module")
+def _default_sigint() -> None:
+    # In the child: SIGINT at its default, as in a terminal (a test runner's worker, or a
+    # script's background job, may ignore it, and an ignored SIGINT is inherited).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def dump(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Code-heavy ShareGPT records: html_to_markdown is the long stage, as in the report."""
     path = tmp_path_factory.mktemp("interrupt") / "dump.jsonl"
@@ -60,6 +66,7 @@ def _start(dump: Path, out: Path) -> subprocess.Popen[str]:
         cwd=REPO,
         env=_env(),
         start_new_session=True,
+        preexec_fn=_default_sigint,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

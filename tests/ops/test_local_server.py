@@ -23,6 +23,12 @@ STARTING = "starting the local Prefect server"
 
 
 @pytest.fixture
+def _default_sigint() -> None:
+    # In the child: SIGINT at its default, as in a terminal (a test runner's worker, or a
+    # script's background job, may ignore it, and an ignored SIGINT is inherited).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def home(tmp_path: Path) -> dict[str, str]:
     """An environment with its own SFTFORGE_HOME and PREFECT_HOME and no PREFECT_API_URL;
     its server is stopped at the end."""
@@ -49,6 +55,7 @@ def start_run(env: dict[str, str], data: Path, out: Path) -> subprocess.Popen[st
         cwd=REPO,
         env=env,
         start_new_session=True,
+        preexec_fn=_default_sigint,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
