@@ -22,13 +22,13 @@ EXIT_BOUND_SECONDS = 30.0
 SHARDS = 12
 
 
-@pytest.fixture(scope="module")
 def _default_sigint() -> None:
     # In the child: SIGINT at its default, as in a terminal (a test runner's worker, or a
     # script's background job, may ignore it, and an ignored SIGINT is inherited).
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.fixture(scope="module")
 def dump(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Code-heavy ShareGPT records: html_to_markdown is the long stage, as in the report."""
     path = tmp_path_factory.mktemp("interrupt") / "dump.jsonl"

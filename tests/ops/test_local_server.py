@@ -22,13 +22,13 @@ from tests.ops.ops_support import SFTFORGE
 STARTING = "starting the local Prefect server"
 
 
-@pytest.fixture
 def _default_sigint() -> None:
     # In the child: SIGINT at its default, as in a terminal (a test runner's worker, or a
     # script's background job, may ignore it, and an ignored SIGINT is inherited).
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.fixture
 def home(tmp_path: Path) -> dict[str, str]:
     """An environment with its own SFTFORGE_HOME and PREFECT_HOME and no PREFECT_API_URL;
     its server is stopped at the end."""
