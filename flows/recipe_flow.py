@@ -12,12 +12,14 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from prefect import flow
 from prefect.futures import as_completed
 
+from sftforge.flows.ad_hoc_settings import ad_hoc_run_settings
 from sftforge.flows.interruptible import remember_flow_run
 from sftforge.flows.progress import StageProgress
 from sftforge.flows.watches import marker_watch, read_watch
@@ -137,13 +139,19 @@ class RunFailed(RuntimeError):
         self.stage = stage
 
 
+# The recipe a caller has loaded already, handed to the flow beside its parameters rather
+# than as one: Prefect builds a JSON schema of a flow's parameters at import (for the UI)
+# and serialises them for each run, and the whole recipe model cost 0.5 s of every command
+# there. The flow run's parameters are the request alone, which is what reruns it.
+_PRELOADED: ContextVar[LoadedRecipe | None] = ContextVar("sftforge_preloaded", default=None)
+
+
 @flow(name="sftforge-recipe", log_prints=True)
-def run_recipe(
-    request: RunRequest, quiet: bool = True, loaded: LoadedRecipe | None = None
-) -> dict[str, Any]:
-    """Run `request`; `loaded` is its recipe when the caller has loaded it already."""
+def run_recipe(request: RunRequest, quiet: bool = True) -> dict[str, Any]:
+    """Run `request`, with the recipe its caller loaded (`run_request`) or loaded here."""
     began = time.perf_counter()
-    loaded = loaded or request.load()
+    preloaded = _PRELOADED.get()
+    loaded = preloaded if preloaded is not None else request.load()
     recipe, files = loaded.recipe, loaded.files
     out_dir = Path(recipe.output_dir)
     plan = plan_run(recipe, files, request.limit)
@@ -198,13 +206,14 @@ def run_recipe(
         with _stage("write outputs", out_dir):
             written = t.outputs(out_dir, plan, shards, recipe)
         progress.finish(final)
-        body = manifest_body(recipe, plan, per_stage, written, workers)
-        body["wall_seconds"] = round(time.perf_counter() - began, 3)
-        with _stage("write manifest", out_dir):
-            write_recipe_snapshot(out_dir, recipe)
-            # Before the manifest, which marks the run complete: a run with one has its README.
-            write_dataset_readme(out_dir, body, recipe.description)
-            t.manifest(out_dir, body)
+    # Out of the block: the worker processes' exit is the run's work too, and its wall.
+    body = manifest_body(recipe, plan, per_stage, written, workers)
+    with _stage("write manifest", out_dir):
+        write_recipe_snapshot(out_dir, recipe)
+        # Before the manifest, which marks the run complete: a run with one has its README.
+        write_dataset_readme(out_dir, body, recipe.description)
+        body["wall_seconds"] = round(time.perf_counter() - began, 3)  # all but this write
+        t.manifest(out_dir, body)
     publish_artifacts(body)
     return body
 
@@ -260,7 +269,11 @@ def run_request(
         # left beside parts of another input or recipe. A finished run writes both again.
         for finished_mark in ("manifest.json", "README.md"):
             (out / finished_mark).unlink(missing_ok=True)
-        return flow(request=request, quiet=quiet, loaded=loaded, return_state=return_state)
+        token = _PRELOADED.set(loaded)
+        try:
+            return flow(request=request, quiet=quiet, return_state=return_state)
+        finally:
+            _PRELOADED.reset(token)
 
 
 def run_checked(
@@ -272,7 +285,8 @@ def run_checked(
     from sftforge.schemas.loading import ConfigError
     from sftforge.tasks.readers.sources import UnreadableInput
 
-    state = run_request(request, loaded=loaded, quiet=quiet, return_state=True)
+    with ad_hoc_run_settings():
+        state = run_request(request, loaded=loaded, quiet=quiet, return_state=True)
     if state.is_completed():
         return state.result()
     error = state.result(raise_on_failure=False)
