@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from datasets import Features
 from huggingface_hub import DatasetCardData
 
 from sftforge.tasks.publish.card_near import near_duplicates_section
+from sftforge.tasks.publish.hf_features import features_yaml
 from sftforge.tasks.publish.hub import HubFolder
 from sftforge.tasks.publish.run_stats import RunStats, summary
 
@@ -84,7 +84,6 @@ def data_configs(
 def card_metadata(
     folder: HubFolder, stats: RunStats, recipe: dict[str, Any], pretty_name: str
 ) -> DatasetCardData:
-    features = Features.from_arrow_schema(folder.schema)
     splits = [
         {"name": s.name, "num_bytes": s.num_bytes, "num_examples": s.num_examples}
         for s in folder.splits
@@ -105,7 +104,7 @@ def card_metadata(
         configs=data_configs({"default": {s.name: f"data/{s.name}-*" for s in folder.splits}}),
         # datasets' own YAML form of the features, so its reader parses what it expects.
         dataset_info={
-            "features": features._to_yaml_list(),
+            "features": features_yaml(folder.schema),
             "splits": splits,
             "download_size": sum(s.download_size for s in folder.splits),
             "dataset_size": sum(s.num_bytes for s in folder.splits),
