@@ -8,7 +8,9 @@ once with `data/make_near_dup_sample.py` (ShareGPT conversations, 10 % planted
 near-duplicates). Both tools compare the same text (each conversation's user turns, joined
 by newlines), with the same shingles (5 words), permutations (112) and bands (14 × 8,
 datatrove's defaults), and no verification (datatrove has none): every LSH candidate pair
-is a duplicate, clusters by union-find.
+is a duplicate, clusters by union-find. sftforge runs twice so: with `hashes: datatrove`
+(datatrove's hash functions: its pairs, bar text normalisation corner cases) and with its
+own hash functions (another random draw of the same LSH: pairs near the threshold differ).
 
 - sftforge: `sftforge run` of a recipe read → dedup_near → parquet, and the same recipe
   without dedup_near; the step's wall time is the difference of the two flows'
@@ -49,7 +51,15 @@ VENV = ROOT / "benchmarks" / ".datatrove-venv"
 # extra is far larger), and hashes str with xxhash, which xxhash 4 rejects: xxhash<4.
 DATATROVE = ["datatrove==0.10.1", "xxhash<4", "regex", "tokenizers", "orjson"]
 MB = 1024 * 1024
-SAME_AS_DATATROVE = {"shingle": 5, "permutations": 112, "bands": 14, "rows": 8, "verify": False}
+SAME_AS_DATATROVE = {
+    "shingle": 5,
+    "permutations": 112,
+    "bands": 14,
+    "rows": 8,
+    "verify": False,
+    "hashes": "datatrove",  # its hash functions (seed 1, as its MinhashConfig): its pairs
+}
+OWN_HASHES = {**SAME_AS_DATATROVE, "hashes": "sftforge"}  # the same LSH, sftforge's hashing
 
 
 def load(path: Path, name: str) -> ModuleType:
@@ -95,8 +105,10 @@ def recipe(work: Path, jsonl: Path, step: dict[str, Any] | None, workers: int) -
         "steps": [] if step is None else [{"step": "dedup_near", "text": "user", **step}],
         "outputs": [{"format": "parquet"}],
         "runner": {"workers": workers, "shard_size": 5000},
+        "seed": 1,  # datatrove's default seed, for `hashes: datatrove`
     }
-    path = work / f"recipe-{'none' if step is None else len(step)}.json"
+    name = "none" if step is None else "-".join(f"{k}{v}" for k, v in step.items())
+    path = work / f"recipe-{name}.json"
     path.write_text(json.dumps(body))
     return path
 
@@ -329,8 +341,14 @@ def main(argv: list[str] | None = None) -> int:
         run_sftforge(work, recipe(work, jsonl, SAME_AS_DATATROVE, args.workers), "same")
         for _ in range(args.repeats)
     ]
-    rows.append(describe("sftforge 14x8, unverified", same, args.records, base, planted))
-    results["sftforge"] = same[0]["pairs"]
+    rows.append(describe("sftforge 14x8, datatrove's hashes", same, args.records, base, planted))
+    results["sftforge, datatrove's hashes"] = same[0]["pairs"]
+    own = [
+        run_sftforge(work, recipe(work, jsonl, OWN_HASHES, args.workers), "own")
+        for _ in range(args.repeats)
+    ]
+    rows.append(describe("sftforge 14x8, own hashes", own, args.records, base, planted))
+    results["sftforge, own hashes"] = own[0]["pairs"]
     defaults = [
         run_sftforge(work, recipe(work, jsonl, {}, args.workers), "defaults")
         for _ in range(args.repeats)
@@ -350,14 +368,15 @@ def main(argv: list[str] | None = None) -> int:
             ]
             rows.append(describe("datatrove 14x8", runs, args.records, None, planted))
             print("datatrove stages (s): " + ", ".join(f"{s:.1f}" for s in runs[0]["stages"]))
-            a, b = results["sftforge"], runs[0]["pairs"]
-            agreement = len(a & b) / max(len(a | b), 1)
-            print(
-                f"pairs: sftforge {len(a)}, datatrove {len(b)}, both {len(a & b)}, "
-                f"agreement {agreement:.2%}",
-                flush=True,
-            )
-            rows.append({"agreement": agreement, "both": len(a & b)})
+            b = runs[0]["pairs"]
+            for label, a in results.items():
+                agreement = len(a & b) / max(len(a | b), 1)
+                print(
+                    f"pairs: {label} {len(a)}, datatrove {len(b)}, both {len(a & b)}, "
+                    f"agreement {agreement:.2%}",
+                    flush=True,
+                )
+                rows.append({"run": label, "agreement": agreement, "both": len(a & b)})
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     if not args.keep:

@@ -25,7 +25,7 @@ from pydantic import Field, model_validator
 from sftforge.schemas.steps import register_step
 from sftforge.tasks.base.outcome import Rejected
 from sftforge.tasks.base.step_protocol import FilterPass, FilterPassStep, StepContext
-from sftforge.tasks.steps import minhash
+from sftforge.tasks.steps import minhash, minhash_datatrove
 
 NearText = Literal["first_user", "user", "all"]
 
@@ -73,7 +73,7 @@ class NearDedupPass(FilterPass):
         self.scope: NearText = step.text
         self.conversations = kind == "conversation"
         self.seed, self.k = seed, step.shingle
-        self.threshold, self.verify = step.threshold, step.verify
+        self.threshold, self.verify, self.hashes = step.threshold, step.verify, step.hashes
         self.permutations = step.permutations or (
             step.bands * step.rows if step.bands and step.rows else 128
         )
@@ -102,7 +102,8 @@ class NearDedupPass(FilterPass):
             texts = conversation_texts(table.column("messages"), self.scope)
         else:
             texts = instruction_texts(table, self.scope)
-        return minhash.sign(texts, self.seed, self.k, self.permutations, self.bands, self.rows)
+        sign = minhash_datatrove.sign if self.hashes == "datatrove" else minhash.sign
+        return sign(texts, self.seed, self.k, self.permutations, self.bands, self.rows)
 
     def decide(self, shard: int, scan: minhash.Signatures, alive: list[int]) -> None:
         rows = np.asarray(alive, dtype=np.int64)
@@ -166,6 +167,7 @@ class NearDedupPass(FilterPass):
             "bands": self.bands,
             "rows": self.rows,
             "threshold": self.threshold if self.verify else None,
+            "hashes": self.hashes,
             "rejected": len(verdict.rejected),
             "clusters": sum(verdict.sizes.values()),
             "cluster_sizes": {str(k): v for k, v in sorted(verdict.sizes.items())},
@@ -191,6 +193,9 @@ class DedupNearStep(FilterPassStep):
     # Candidates from LSH buckets are checked against the threshold (estimated Jaccard over
     # every permutation); False: every candidate pair is a duplicate (datatrove's way).
     verify: bool = True
+    # Hash functions: sftforge's own (fast, minhash.py), or datatrove's (minhash_datatrove.py:
+    # the same signatures as datatrove 0.10, to reproduce its decisions; slower).
+    hashes: Literal["sftforge", "datatrove"] = "sftforge"
 
     summary_key: ClassVar[str] = "near_duplicates"
 
@@ -223,7 +228,7 @@ class DedupNearStep(FilterPassStep):
             sizes.update({int(k): v for k, v in part.get("cluster_sizes", {}).items()})
             totals.update({k: part.get(k, 0) for k in ("signed", "candidate_pairs", "pairs")})
             totals.update({k: part.get(k, 0) for k in ("rejected", "clusters")})
-        options = ("shingle", "permutations", "bands", "rows", "threshold")
+        options = ("shingle", "permutations", "bands", "rows", "threshold", "hashes")
         return {
             **{k: parts[0].get(k) for k in options},
             **dict(totals),
