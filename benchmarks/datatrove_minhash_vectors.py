@@ -27,6 +27,8 @@ TEXTS = [
     "Emoji 🙂 and symbols © ® → ≠ sit between the words of this sentence here.",
     "Tabs\tand\nnewlines\r\nand    runs of   spaces are one space to both tools here.",
     "Numbers like ٣٤٥ and ١٢٫٥ in other scripts are numbers too for the tokenizer.",
+    "Non\u00a0breaking\u3000and ideographic spaces, a lone mark \u0301 between, and  trailing   ",
+    "!!! ... ??? --- only punctuation here, then five more words",
     "four words only here",
     "",
 ]

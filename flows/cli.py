@@ -284,7 +284,10 @@ def entry() -> NoReturn:
     code = main()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        stream.flush()
+        try:
+            stream.flush()
+        except OSError:  # a closed pipe (`sftforge steps | head`): nothing left to tell it
+            pass
     os._exit(code)
 
 

@@ -30,6 +30,7 @@ def test_signatures_are_datatroves_own():
         assert signed.signed[i], case["text"]
         assert [str(v) for v in signed.signatures[i].tolist()] == case["signature"], case["text"]
     assert sum(c["signature"] is None for c in cases) == 2  # the short one and the empty one
+    assert len(cases) == 13
 
 
 def test_simplification_folds_numbers_case_punctuation_and_diacritics():

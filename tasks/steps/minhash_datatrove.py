@@ -16,8 +16,8 @@ what a user moving a pipeline from datatrove needs to reproduce its decisions:
   datatrove), a and b from numpy's legacy `RandomState(seed)`, whose stream numpy keeps
   fixed; signatures are uint64.
 
-Slower than minhash.sign (a Python call per shingle for xxh64 over its string, and a
-modulo per permutation), and still vectorised everywhere else.
+Slower than minhash.sign (a Python call per shingle for xxh64 over its bytes, and the
+modulo), and vectorised everywhere else.
 """
 
 from __future__ import annotations
@@ -32,11 +32,13 @@ import xxhash
 from sftforge.tasks.steps.minhash import Signatures, _family, band_keys
 
 _MERSENNE = np.uint64((1 << 61) - 1)
+_SHIFT = np.uint64(61)
+_CHUNK = 1 << 14  # shingles per pass of a permutation: their uint64s fit the L2 cache
 _NUMBER = r"\p{Nd}+([.,،٫⎖⎗⎘]\p{Nd}+)?"
 # What datatrove turns into spaces: its list is ASCII punctuation and symbols, control
 # characters and the common punctuation of other scripts (，。「」…); non-ASCII symbols
 # (emoji, ©, →) stay inside words. Unicode punctuation (category P) stands for its list.
-_SEPARATOR = r"[\s\p{Cc}\p{P}!-/:-@\[-`{-~]+"
+_SEPARATOR = r"[\s\p{Z}\p{Cc}\p{P}!-/:-@\[-`{-~]+"
 
 
 @lru_cache(maxsize=8)
@@ -47,36 +49,49 @@ def _permutations(seed: int, count: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def simplified_words(texts: pa.Array) -> pa.ListArray:
-    """Each text's words after datatrove's simplification (see the module's docstring)."""
+def simplified_text(texts: pa.Array) -> pa.StringArray:
+    """Each text after datatrove's simplification (see the module's docstring), its words
+    separated by exactly one space."""
     text = pc.utf8_lower(pc.fill_null(texts, ""))
     text = pc.replace_substring_regex(text, _NUMBER, "0")
     # In datatrove's order: punctuation before NFD (≠ decomposes to "=" and a mark).
     text = pc.replace_substring_regex(text, _SEPARATOR, " ")
     text = pc.utf8_normalize(text, "NFD")
     text = pc.replace_substring_regex(text, r"\p{Mn}", "")
-    return pc.utf8_split_whitespace(pc.utf8_trim_whitespace(text))
+    text = pc.utf8_trim(pc.replace_substring_regex(text, " {2,}", " "), " ")
+    return text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+
+
+def simplified_words(texts: pa.Array) -> pa.ListArray:
+    """Each text's words, as datatrove's whitespace tokenizer gives them."""
+    return pc.split_pattern(simplified_text(texts), " ")
 
 
 def shingle_hashes(texts: pa.Array, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """xxh64 of every run of `k` words inside one text (joined by a space), and its text."""
-    split = simplified_words(texts)
-    flat = pc.list_flatten(split)
-    owner = pc.list_parent_indices(split).to_numpy()
-    present = pc.greater(pc.utf8_length(flat), 0).to_numpy(zero_copy_only=False)
-    flat, owner = flat.filter(pa.array(present)), owner[present]
-    n = len(owner)
+    """xxh64 of every run of `k` words inside one text (joined by a space), and its text.
+
+    A run of words is a slice of the simplified text (one space between words), so each
+    shingle is hashed straight from Arrow's data buffer: no string is built per shingle."""
+    text = simplified_text(texts)
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset :][: len(text) + 1]
+    data = text.buffers()[2]
+    if data is None or offsets[-1] == offsets[0]:
+        return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.int64)
+    spaces = np.flatnonzero(np.frombuffer(data, dtype=np.uint8)[: offsets[-1]] == 32)
+    spaces = spaces[spaces >= offsets[0]]
+    filled = np.flatnonzero(offsets[1:] > offsets[:-1])  # texts with a word
+    # A word starts where a text starts or after a space, and ends at a space or its text's end.
+    starts = np.sort(np.r_[offsets[filled], spaces + 1])
+    ends = np.sort(np.r_[offsets[filled + 1], spaces])
+    owner = np.searchsorted(offsets, starts, side="right") - 1
+    n = len(starts)
     if n < k:
         return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.int64)
-    starts = np.flatnonzero(owner[: n - k + 1] == owner[k - 1 :])  # k words of one text
-    parts = [flat.take(pa.array(starts + j)) for j in range(k)]
-    joined = pc.binary_join_element_wise(*parts, " ")
-    encoded = pc.dictionary_encode(joined)  # a repeated shingle is hashed once
-    distinct = encoded.dictionary.to_pylist()
-    table = np.fromiter(
-        (xxhash.xxh64_intdigest(s.encode()) for s in distinct), dtype=np.uint64, count=len(distinct)
-    )
-    return table[encoded.indices.to_numpy()], owner[starts].astype(np.int64)
+    first = np.flatnonzero(owner[: n - k + 1] == owner[k - 1 :])  # k words of one text
+    view, hash64 = memoryview(data), xxhash.xxh64_intdigest
+    spans = zip(starts[first].tolist(), ends[first + k - 1].tolist(), strict=True)
+    values = np.fromiter((hash64(view[a:b]) for a, b in spans), dtype=np.uint64, count=len(first))
+    return values, owner[first].astype(np.int64)
 
 
 def sign(
@@ -89,10 +104,22 @@ def sign(
     signed[of] = True
     starts = np.flatnonzero(np.r_[True, of[1:] != of[:-1]]) if len(of) else np.empty(0, int)
     minima = np.empty((permutations, len(starts)), dtype=np.uint64)
-    with np.errstate(over="ignore"):
+    # Chunks of whole texts that stay in cache through every permutation (as minhash.sign).
+    cuts = np.unique(np.r_[np.searchsorted(starts, np.arange(0, len(values), _CHUNK)), len(starts)])
+    ends = np.r_[starts[1:], len(values)]
+    for r0, r1 in zip(cuts[:-1], cuts[1:], strict=True):
+        chunk = values[starts[r0] : ends[r1 - 1]]
+        out, high = np.empty_like(chunk), np.empty_like(chunk)
+        at = starts[r0:r1] - starts[r0]
         for i in range(permutations):
-            hashed = (values * a[i] + b[i]) % _MERSENNE
-            minima[i] = np.minimum.reduceat(hashed, starts) if len(starts) else hashed[:0]
+            np.multiply(chunk, a[i], out=out)  # wraps mod 2^64, as datatrove's does
+            out += b[i]
+            # out mod (2^61 - 1) without a division: 2^61 ≡ 1, so high·2^61 + low ≡ high + low.
+            np.right_shift(out, _SHIFT, out=high)
+            out &= _MERSENNE
+            out += high
+            np.subtract(out, _MERSENNE, out=out, where=out >= _MERSENNE)
+            minima[i, r0:r1] = np.minimum.reduceat(out, at)
     signatures = np.zeros((len(texts), permutations), dtype=np.uint64)
     signatures[signed] = minima.T
     band_position = _family(seed, permutations, k, rows)[3]
