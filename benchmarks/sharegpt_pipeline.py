@@ -348,6 +348,10 @@ def prefect_env(prefect_home: Path) -> dict[str, str]:
         # Prefect 3.7 derives this from ~/.prefect, not from PREFECT_HOME: keep it in the temp dir
         "PREFECT_MEMO_STORE_PATH": str(prefect_home / "memo_store.toml"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # sftforge's shared local server for these runs, in the temp dir too; it stops itself
+        # 2 minutes after the last run, not to weigh on the next benchmark.
+        "SFTFORGE_HOME": str(prefect_home / "sftforge-home"),
+        "SFTFORGE_SERVER_IDLE_MINUTES": "2",
     }
 
 
