@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import os
 import sys
 import time
@@ -284,10 +285,9 @@ def entry() -> NoReturn:
     code = main()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        try:
+        # A closed pipe (`sftforge steps | head`): nothing left to tell it.
+        with contextlib.suppress(OSError):
             stream.flush()
-        except OSError:  # a closed pipe (`sftforge steps | head`): nothing left to tell it
-            pass
     os._exit(code)
 
 

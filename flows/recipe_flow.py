@@ -12,7 +12,6 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from prefect.futures import as_completed
 from sftforge.flows.ad_hoc_settings import ad_hoc_run_settings
 from sftforge.flows.interruptible import remember_flow_run
 from sftforge.flows.progress import StageProgress
+from sftforge.flows.recipe_handover import handed_over, loaded_for
 from sftforge.flows.watches import marker_watch, read_watch
 from sftforge.schemas.recipe import RunnerConfig
 from sftforge.tasks.base import stop
@@ -139,19 +139,11 @@ class RunFailed(RuntimeError):
         self.stage = stage
 
 
-# The recipe a caller has loaded already, handed to the flow beside its parameters rather
-# than as one: Prefect builds a JSON schema of a flow's parameters at import (for the UI)
-# and serialises them for each run, and the whole recipe model cost 0.5 s of every command
-# there. The flow run's parameters are the request alone, which is what reruns it.
-_PRELOADED: ContextVar[LoadedRecipe | None] = ContextVar("sftforge_preloaded", default=None)
-
-
 @flow(name="sftforge-recipe", log_prints=True)
 def run_recipe(request: RunRequest, quiet: bool = True) -> dict[str, Any]:
     """Run `request`, with the recipe its caller loaded (`run_request`) or loaded here."""
     began = time.perf_counter()
-    preloaded = _PRELOADED.get()
-    loaded = preloaded if preloaded is not None else request.load()
+    loaded = loaded_for(request)
     recipe, files = loaded.recipe, loaded.files
     out_dir = Path(recipe.output_dir)
     plan = plan_run(recipe, files, request.limit)
@@ -269,11 +261,8 @@ def run_request(
         # left beside parts of another input or recipe. A finished run writes both again.
         for finished_mark in ("manifest.json", "README.md"):
             (out / finished_mark).unlink(missing_ok=True)
-        token = _PRELOADED.set(loaded)
-        try:
+        with handed_over(loaded):
             return flow(request=request, quiet=quiet, return_state=return_state)
-        finally:
-            _PRELOADED.reset(token)
 
 
 def run_checked(

@@ -222,3 +222,8 @@ def prefect_defaults(verbose: bool) -> None:
         # these loggers, so its setup at import leaves this as it is.)
         for name in ("prefect.flow_runs", "prefect.task_runs"):
             logging.getLogger(name).propagate = False
+        # Prefect's event and log senders, drained at exit, warn "Still processing items: 3
+        # items remaining..." whenever anything is still queued then — a progress note, not
+        # a problem, printed under the run's last line. Their errors still show.
+        for name in ("EventsWorker", "APILogWorker"):
+            logging.getLogger(name).setLevel(logging.ERROR)

@@ -56,3 +56,29 @@ def test_the_flow_run_records_the_request_not_the_loaded_recipe(tmp_path, monkey
     [parameters] = asyncio.run(recorded())
     assert set(parameters) == {"request", "quiet"}
     assert parameters["request"]["recipe_path"] == "configs/demo.yaml"
+
+
+# In a fresh interpreter, set up as the CLI sets Prefect up, then Prefect's own logging setup
+# (which runs at its import): what its exit-drain services print on the console.
+_SENDER_LOGS = """
+import logging, sys
+from sftforge.tasks.pipeline.request import prefect_defaults
+prefect_defaults(verbose=sys.argv[1] == "verbose")
+import prefect  # configures logging
+for name in ("EventsWorker", "APILogWorker"):
+    logging.getLogger(name).warning("Still processing items: 3 items remaining...")
+    logging.getLogger(name).error("failed to send")
+"""
+
+
+@pytest.mark.parametrize("mode", ["quiet", "verbose"])
+def test_the_event_senders_exit_notes_are_shown_only_when_verbose(mode):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", _SENDER_LOGS, mode], capture_output=True, text=True, check=True
+    )
+    console = result.stdout + result.stderr
+    assert console.count("failed to send") == 2
+    assert console.count("Still processing items") == (2 if mode == "verbose" else 0)
