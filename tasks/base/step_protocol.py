@@ -34,6 +34,8 @@ class StepContext:
     # The step's own folder for state that outlives a run (augment's journal):
     # OUT/.sftforge/<step type>/<stage>.
     work_dir: Path = Path(".sftforge")
+    # The run's OUT (a batch step that writes files beside the records: embed's vectors).
+    out_dir: Path = Path(".")
     # Shows one line beside the stage's progress bar (rates, cost); each flow run passes its
     # own display, so parallel flows in one process never share it.
     report: Callable[[str], None] | None = None
@@ -112,6 +114,9 @@ class FilterPassStep(Summarized, StepBase, ABC):
 
 class BatchRunner(ABC):
     """A batch step at work: shard after shard in input order, in one process."""
+
+    def start_shard(self, shard: int) -> None:  # noqa: B027 (optional, as `close`)
+        """Called before `apply_batch` with the shard's index (for files kept per shard)."""
 
     @abstractmethod
     def apply_batch(self, records: list[Record]) -> tuple[list[Record], bool]:

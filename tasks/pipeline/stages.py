@@ -134,7 +134,7 @@ def run_batch_stage(out: Path, segment: Segment, shards: int, context: StepConte
     folder = out / WORK_DIR / step.step / stage.stage  # type: ignore[attr-defined]
     progress = _Processed(context.records_done)
     counted = progress.in_shard if context.records_done is not None else None
-    runner = step.make_batch(replace(context, work_dir=folder, records_done=counted))
+    runner = step.make_batch(replace(context, work_dir=folder, out_dir=out, records_done=counted))
     results: list[StageStats] = []
     try:
         for shard in range(shards):
@@ -145,6 +145,7 @@ def run_batch_stage(out: Path, segment: Segment, shards: int, context: StepConte
             table = read_table(stage_part(out, segment.input_stage, shard), stage.input_kind)
             records = table_records(table)
             began = time.perf_counter()
+            runner.start_shard(shard)
             kept, complete = runner.apply_batch(records)
             progress.shard_done(len(records))
             stats = _stats(stage, len(records), len(kept), [], began)

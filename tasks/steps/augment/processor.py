@@ -1,4 +1,5 @@
-"""Sends chat-completion calls: journal first, then rate limit, bounded concurrency, retries.
+"""Sends API calls (chat completions, embeddings): journal first, then rate limit, bounded
+concurrency, retries.
 
 For one call (a CallSpec, keyed by its record and content):
 1. a "done" row in the journal answers it without sending anything;
@@ -36,6 +37,8 @@ class CallSpec:
     max_tokens: int
     # Extra HTTP headers (`record_id_header`); not part of the request or its key.
     headers: dict[str, str] = field(default_factory=dict)
+    # The endpoint, under the base URL: one of PARSERS.
+    path: str = "/chat/completions"
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class CallResult:
     completion_tokens: int
     cost: float
     cached: bool
+    # The raw response body (the embed step decodes its vectors from it).
+    body: str = ""
 
 
 class CallFailed(Exception):
@@ -81,6 +86,23 @@ def parse_completion(body: str) -> tuple[str, str | None, int, int]:
         )
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
         raise InvalidResponse(f"not a chat completion: {body[:200]!r}") from exc
+
+
+def parse_embeddings_usage(body: str) -> tuple[str, str | None, int, int]:
+    """("", None, prompt_tokens, 0) from an embeddings response, once it has its `data`; the
+    vectors themselves are decoded by their user (tasks/steps/embed_calls.py)."""
+    try:
+        data = json.loads(body)
+        if not isinstance(data["data"], list):
+            raise TypeError("data is not a list")
+        usage = data.get("usage") or {}
+        return "", None, int(usage.get("prompt_tokens") or 0), 0
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InvalidResponse(f"not an embeddings response: {body[:200]!r}") from exc
+
+
+# How each endpoint's body is read: (text, finish_reason, prompt_tokens, completion_tokens).
+PARSERS = {"/chat/completions": parse_completion, "/embeddings": parse_embeddings_usage}
 
 
 class Processor:
@@ -121,9 +143,15 @@ class Processor:
         stored = self.journal.done(spec.key)
         if stored is not None:
             self.stats.cached += 1
-            text, finish, _, _ = parse_completion(stored.response)
+            text, finish, _, _ = PARSERS[spec.path](stored.response)
             return CallResult(
-                text, finish, stored.prompt_tokens, stored.completion_tokens, stored.cost, True
+                text,
+                finish,
+                stored.prompt_tokens,
+                stored.completion_tokens,
+                stored.cost,
+                True,
+                stored.response,
             )
         pending = self._in_flight.get(spec.key)
         if pending is not None:
@@ -138,6 +166,7 @@ class Processor:
                 result.completion_tokens,
                 result.cost,
                 True,
+                result.body,
             )
         task = asyncio.ensure_future(self._send(spec))
         self._in_flight[spec.key] = task
@@ -202,7 +231,7 @@ class Processor:
                     # Posted as it is: the request is plain JSON already, and the SDK's
                     # typed-params pass over it costs milliseconds of CPU per long chat.
                     raw = await self.client.post(
-                        "/chat/completions",
+                        spec.path,
                         cast_to=httpx.Response,
                         body=spec.request,
                         options={"headers": spec.headers} if spec.headers else {},
@@ -214,7 +243,7 @@ class Processor:
                     self.stats.in_flight -= 1
                 body = raw.text
                 self.limiter.observe_headers(raw.headers)
-                text, finish, prompt_tokens, completion_tokens = parse_completion(body)
+                text, finish, prompt_tokens, completion_tokens = PARSERS[spec.path](body)
                 cost = self.ledger.settle(reserved, prompt_tokens, completion_tokens)
                 settled = True
                 self.journal.finish(spec.key, body, prompt_tokens, completion_tokens, cost)
@@ -222,7 +251,7 @@ class Processor:
                 if not settled:
                     self.ledger.release(reserved)
             self.limiter.reconcile(estimate, prompt_tokens + completion_tokens)
-        return CallResult(text, finish, prompt_tokens, completion_tokens, cost, False)
+        return CallResult(text, finish, prompt_tokens, completion_tokens, cost, False, body)
 
     def _check_stop(self) -> None:
         if self.stop_reason is not None:

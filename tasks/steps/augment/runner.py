@@ -114,7 +114,7 @@ async def _augment(
             )
         results: list[dict | None] = [None] * len(records)
         progress = RunProgress(records, results, processor, started, on_progress)
-        interrupted = _install_interrupt(processor)
+        interrupted = install_interrupt(processor)
         try:
             fingerprint = settings.fingerprint()
             keys = [record_key(record, fingerprint) for record in records]
@@ -196,7 +196,7 @@ class _Interrupt:
             self.loop.remove_signal_handler(signal.SIGINT)
 
 
-def _install_interrupt(processor: Processor | BatchProcessor) -> _Interrupt:
+def install_interrupt(processor: Processor | BatchProcessor) -> _Interrupt:
     """First Ctrl-C: send nothing new, let calls in flight finish into the journal.
     A second one: stop at once (calls in flight stay "started" and are resent on resume).
 

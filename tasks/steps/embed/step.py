@@ -1,0 +1,164 @@
+"""The embed step: one vector per record, from any OpenAI-compatible `/embeddings` endpoint.
+
+    - step: embed
+      text: first_user            # or user, all; an instruction's instruction + input
+      model: text-embedding-3-small
+      dimensions: 256
+
+A batch step (shard after shard in the flow's process, one rate limiter and one journal for
+all shards, as `augment`): records pass through unchanged; each shard's vectors go to
+`OUT/embeddings/<stage>/` keyed by record id (tasks/steps/embed/vectors.py), where `sftforge
+map` and semantic decontamination read them. A step rather than an output, so that it gets
+the stage machinery: resumable shard by shard (a rerun reuses the stage's finished shards and
+their vector files; the journal answers every request already paid for), Ctrl-C handling,
+counts in the manifest, and a place before later steps that read its vectors.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+
+from sftforge.schemas.steps import register_step
+from sftforge.tasks.base.step_protocol import BatchRunner, BatchStep, Record, StepContext
+from sftforge.tasks.steps.augment.failures import fails_stage
+from sftforge.tasks.steps.augment.options import Price
+from sftforge.tasks.steps.decontaminate import record_parts
+from sftforge.tasks.steps.embed.vectors import vectors_part, write_vectors
+
+log = logging.getLogger("sftforge.embed")
+
+# Public list prices (US dollars per million input tokens) at the time of writing.
+EMBEDDING_PRICES: dict[str, Price] = {
+    "text-embedding-3-small": Price(input=0.02, output=0.0),
+    "text-embedding-3-large": Price(input=0.13, output=0.0),
+    "text-embedding-ada-002": Price(input=0.10, output=0.0),
+}
+_COUNTS = ("embedded", "failed", "truncated", "calls_sent", "calls_cached", "prompt_tokens")
+
+
+@register_step
+class EmbedStep(BatchStep):
+    """One vector per record from an OpenAI-compatible embeddings API (kept beside the data)."""
+
+    step: Literal["embed"]
+    # The text embedded: the first user turn, the user turns, or every turn (joined by
+    # newlines); for instructions the instruction and input, or with `all` the output too.
+    text: Literal["first_user", "user", "all"] = "first_user"
+    model: str = "text-embedding-3-small"
+    # Shorter vectors (text-embedding-3 models); None: the model's own size.
+    dimensions: int | None = Field(default=None, ge=1)
+    batch_size: int = Field(default=64, ge=1, le=2048)  # inputs per request
+    # Longer texts are cut at their end to this many (estimated) tokens: OpenAI's limit.
+    max_input_tokens: int = Field(default=8191, ge=16)
+
+    # The client, the limits, retries and the budget mean what they mean for `augment`
+    # (tasks/steps/augment/options.py); the defaults suit an embeddings endpoint.
+    api_key_env: str = "OPENAI_API_KEY"
+    base_url_env: str = "OPENAI_BASE_URL"
+    base_url: str | None = None
+    api_key_secret_block: str | None = None
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    concurrency: int = Field(default=4, ge=1)
+    rpm: int | None = Field(default=3000, ge=1)
+    tpm: int | None = Field(default=1_000_000, ge=1)
+    ramp_seconds: float = Field(default=10.0, ge=0)
+    max_attempts: int = Field(default=6, ge=1, le=10)
+    backoff_base_seconds: float = Field(default=1.0, gt=0)
+    backoff_max_seconds: float = Field(default=60.0, gt=0)
+    prices: dict[str, Price] = Field(default_factory=lambda: dict(EMBEDDING_PRICES))
+    max_cost: float | None = Field(default=None, gt=0)
+    # The stage fails once this share of its records got no vector (1.0: only when none
+    # did -- a wrong key or URL); fewer are reported, and a rerun asks for them again.
+    fail_at_failed_share: float | None = Field(default=1.0, ge=0, le=1)
+
+    summary_key: ClassVar[str | None] = "embed"
+
+    def make_batch(self, context: StepContext) -> EmbedShards:
+        return EmbedShards(self, context)
+
+    @classmethod
+    def combine_summaries(cls, parts: list[dict[str, Any]]) -> dict[str, Any]:
+        total: dict[str, Any] = {key: sum(int(p.get(key) or 0) for p in parts) for key in _COUNTS}
+        total["cost"] = round(sum(float(p.get("cost") or 0.0) for p in parts), 6)
+        total["dimensions"] = max((int(p.get("dimensions") or 0) for p in parts), default=0)
+        errors: dict[str, int] = {}
+        for part in parts:
+            for error, n in (part.get("errors") or {}).items():
+                errors[error] = errors.get(error, 0) + n
+        total["errors"] = dict(sorted(errors.items()))
+        return total
+
+
+def record_text(record: Record, scope: str) -> str:
+    """The text of a record that is embedded."""
+    return "\n".join(text for _, text in record_parts(record, scope))  # type: ignore[arg-type]
+
+
+class EmbedShards(BatchRunner):
+    """`apply_batch(records)` -> the same records; their vectors written for the shard."""
+
+    def __init__(self, config: EmbedStep, context: StepContext) -> None:
+        self.config = config
+        self.journal = context.work_dir / "journal.sqlite"
+        self.out = context.out_dir
+        self.stage = config.stage
+        self.shard = 0
+        self.report = context.report
+        self._summary: dict[str, Any] = {}
+
+    def start_shard(self, shard: int) -> None:
+        self.shard = shard
+
+    def apply_batch(self, records: list[Record]) -> tuple[list[Record], bool]:
+        from sftforge.tasks.steps.embed.calls import embed_texts
+
+        texts = [record_text(record, self.config.text) for record in records]
+        done = embed_texts(texts, self.config, self.journal) if texts else None
+        vectors = done.vectors if done is not None else {}
+        rows = sorted(vectors)
+        width = len(vectors[rows[0]]) if rows else 0
+        matrix = np.vstack([vectors[i] for i in rows]) if rows else np.zeros((0, width))
+        write_vectors(
+            vectors_part(self.out, self.stage, self.shard),
+            [str(records[i]["id"]) for i in rows],
+            matrix,
+        )
+        failed = done.failed if done is not None else 0
+        self._summary = {
+            "embedded": len(rows),
+            "failed": failed,
+            "truncated": done.truncated if done is not None else 0,
+            "calls_sent": done.calls_sent if done is not None else 0,
+            "calls_cached": done.calls_cached if done is not None else 0,
+            "prompt_tokens": done.prompt_tokens if done is not None else 0,
+            "cost": round(done.cost, 6) if done is not None else 0.0,
+            "dimensions": width,
+            "errors": dict(done.errors) if done is not None else {},
+        }
+        if self.report is not None and done is not None:
+            self.report(
+                f"{len(rows)} vectors, {done.calls_sent} requests sent, "
+                f"{done.calls_cached} from the journal, ${done.cost:.4f}"
+            )
+        # Written either way; incomplete while a record has no vector: the next run asks for
+        # those again (the journal answers the requests that had succeeded).
+        return records, failed == 0
+
+    def summarize(self, records: list[Record]) -> dict[str, Any]:
+        return dict(self._summary)
+
+    def verdict(self, summary: dict[str, Any]) -> str | None:
+        failed = int(summary.get("failed") or 0)
+        if not failed:
+            return None
+        total = failed + int(summary.get("embedded") or 0)
+        errors = ", ".join(f"{e} ({n})" for e, n in (summary.get("errors") or {}).items())
+        message = f"embed: {failed} of {total} records got no vector: {errors}"
+        if fails_stage(failed, total, self.config.fail_at_failed_share):
+            return message
+        log.warning("%s; a rerun asks for them again", message)
+        return None
