@@ -194,6 +194,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_map(args: argparse.Namespace) -> int:
+    from sftforge.tasks.publish.dataset_map import build_map
+
+    print(build_map(Path(args.out), args.stage, args.clusters, args.seed, args.text_chars))
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from sftforge.flows.validate import validate
 
@@ -255,6 +262,7 @@ COMMANDS = {
     "backfill": cmd_backfill,
     "push": cmd_push,
     "report": cmd_report,
+    "map": cmd_map,
     "demo": cmd_demo,
     "show": cmd_show,
     "steps": cmd_steps,

@@ -182,6 +182,24 @@ def build_parser(
     report.add_argument("out", help="the run's output directory")
     report.set_defaults(fn=commands["report"])
 
+    dataset_map = sub.add_parser(
+        "map", help="write OUT/map.html: the records an embed step embedded, on a 2-D map"
+    )
+    dataset_map.add_argument("out", help="the run's output directory")
+    dataset_map.add_argument("--stage", metavar="S", help="the embed stage (when several)")
+    dataset_map.add_argument(
+        "--clusters", type=_positive_int, default=12, metavar="K", help="k-means clusters (12)"
+    )
+    dataset_map.add_argument("--seed", type=int, default=0, help="UMAP's and k-means' seed")
+    dataset_map.add_argument(
+        "--text-chars",
+        type=_positive_int,
+        default=600,
+        metavar="C",
+        help="characters of each record the page keeps for its panel (600)",
+    )
+    dataset_map.set_defaults(fn=commands["map"])
+
     show = sub.add_parser("show", help="print a run's records (or rejects) as a person reads them")
     show.add_argument("out", help="the run's output directory")
     show.add_argument("--stage", metavar="S", help="a stage's records (default: the final stage)")

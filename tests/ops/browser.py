@@ -10,6 +10,8 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,8 +84,9 @@ def _devtools_port(user_data: Path, proc: subprocess.Popen, timeout: float = 30.
     raise RuntimeError("chromium did not open its DevTools port")
 
 
-def render(chromium: str, url: str, expression: str, width: int = 1280) -> PageResult:
-    """Load `url`, evaluate `expression` (its JSON value is returned), screenshot the page."""
+@contextmanager
+def open_page(chromium: str, url: str, width: int = 1280) -> Iterator[_Session]:
+    """Chromium with `url` loaded (the load event fired), driven over one DevTools session."""
     user_data = Path(tempfile.mkdtemp(prefix="sftforge-chromium-"))
     proc = subprocess.Popen(
         [chromium, *FLAGS, f"--user-data-dir={user_data}", "about:blank"],
@@ -109,34 +112,57 @@ def render(chromium: str, url: str, expression: str, width: int = 1280) -> PageR
             )
             session.call("Page.navigate", url=url)
             session.wait_for("Page.loadEventFired")
-            evaluated = session.call("Runtime.evaluate", expression=expression, returnByValue=True)
-            result = PageResult(value=evaluated.get("result", {}).get("value"))
-            size = session.call("Page.getLayoutMetrics")["cssContentSize"]
-            height = int(min(size["height"], 16000))
-            session.call(
-                "Emulation.setDeviceMetricsOverride",
-                width=width,
-                height=height,
-                deviceScaleFactor=1,
-                mobile=False,
-            )
-            shot = session.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-            result.screenshot = base64.b64decode(shot["data"])
-            for event in session.events:
-                method, params = event.get("method"), event.get("params", {})
-                if method == "Runtime.exceptionThrown":
-                    result.errors.append(json.dumps(params.get("exceptionDetails"))[:500])
-                elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
-                    result.errors.append(json.dumps(params.get("args"))[:500])
-                elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
-                    result.errors.append(params["entry"].get("text", "")[:500])
-                elif method == "Network.loadingFailed":
-                    result.errors.append(f"failed to load: {params.get('errorText')}")
-                elif method == "Network.requestWillBeSent":
-                    result.requests.append(params["request"]["url"])
-            return result
+            yield session
         finally:
             session.close()
     finally:
         stop(proc, grace=5.0)
         shutil.rmtree(user_data, ignore_errors=True)
+
+
+def evaluate(session: _Session, expression: str) -> Any:
+    evaluated = session.call("Runtime.evaluate", expression=expression, returnByValue=True)
+    if "exceptionDetails" in evaluated:
+        raise RuntimeError(json.dumps(evaluated["exceptionDetails"])[:500])
+    return evaluated.get("result", {}).get("value")
+
+
+def click(session: _Session, x: float, y: float) -> None:
+    """A real mouse click (pressed, released) at viewport coordinates."""
+    for kind in ("mousePressed", "mouseReleased"):
+        session.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
+
+def problems(session: _Session, result: PageResult) -> None:
+    """What went wrong in the page, and every request it made, into `result`."""
+    for event in session.events:
+        method, params = event.get("method"), event.get("params", {})
+        if method == "Runtime.exceptionThrown":
+            result.errors.append(json.dumps(params.get("exceptionDetails"))[:500])
+        elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
+            result.errors.append(json.dumps(params.get("args"))[:500])
+        elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
+            result.errors.append(params["entry"].get("text", "")[:500])
+        elif method == "Network.loadingFailed":
+            result.errors.append(f"failed to load: {params.get('errorText')}")
+        elif method == "Network.requestWillBeSent":
+            result.requests.append(params["request"]["url"])
+
+
+def render(chromium: str, url: str, expression: str, width: int = 1280) -> PageResult:
+    """Load `url`, evaluate `expression` (its JSON value is returned), screenshot the page."""
+    with open_page(chromium, url, width) as session:
+        result = PageResult(value=evaluate(session, expression))
+        size = session.call("Page.getLayoutMetrics")["cssContentSize"]
+        height = int(min(size["height"], 16000))
+        session.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        shot = session.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+        result.screenshot = base64.b64decode(shot["data"])
+        problems(session, result)
+        return result

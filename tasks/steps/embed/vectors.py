@@ -11,8 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sftforge.tasks.base.atomic import naming, temp_path
-from sftforge.tasks.base.shards import part_name
+from sftforge.tasks.base.shards import part_name, write_table_atomic
 
 VECTORS_DIR = "embeddings"
 
@@ -26,12 +25,7 @@ def write_vectors(path: Path, ids: list[str], vectors: np.ndarray) -> None:
     matrix = np.ascontiguousarray(vectors, dtype=np.float32)
     width = matrix.shape[1] if matrix.ndim == 2 and len(ids) else 0
     column = pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), width)
-    table = pa.table({"id": pa.array(ids, pa.string()), "vector": column})
-    with naming(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_path(path)
-        pq.write_table(table, tmp, compression="zstd")
-        tmp.replace(path)
+    write_table_atomic(pa.table({"id": pa.array(ids, pa.string()), "vector": column}), path)
 
 
 def read_vectors(out: Path, stage: str) -> tuple[list[str], np.ndarray]:
