@@ -1,5 +1,5 @@
 # Two commands for a newcomer: `make demo` and `make test`. Both build .venv from the lock file
-# first (exact pins of the dependencies and of every extra: dask, report, dev), then install
+# first (exact pins of the dependencies and of every extra: dask, report, map, dev), then install
 # the project itself editable, without dependencies (pyproject.toml states ranges).
 PYTHON ?= python3
 VENV ?= .venv

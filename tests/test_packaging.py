@@ -72,7 +72,7 @@ def test_the_lock_satisfies_every_range_and_extra():
     pins = _lock()
     project = PYPROJECT["project"]
     requirements = [*project["dependencies"]]
-    for extra in ("dask", "report", "dev"):
+    for extra in ("dask", "report", "map", "dev"):
         requirements += project["optional-dependencies"][extra]
     for text in requirements:
         req = Requirement(text)
@@ -86,7 +86,8 @@ def test_the_lock_satisfies_every_range_and_extra():
 
 def test_heavy_parts_are_extras_not_dependencies():
     names = {_norm(Requirement(r).name) for r in PYPROJECT["project"]["dependencies"]}
-    assert not names & {"prefect-dask", "distributed", "matplotlib", "llmock", "pytest", "psutil"}
+    heavy = {"prefect-dask", "distributed", "matplotlib", "llmock", "pytest", "psutil"}
+    assert not names & {*heavy, "umap-learn", "scikit-learn", "numba"}
 
 
 def test_lint_forbids_the_folders_as_import_names(tmp_path):
@@ -154,6 +155,24 @@ def test_report_without_the_extra(monkeypatch, capsys, tmp_path):
         "sftforge: sftforge report needs the 'report' extra: pip install 'sftforge[report]' "
         "(cannot import matplotlib)"
     )
+
+
+def test_map_without_the_extra(monkeypatch, capsys, tmp_path):
+    import numpy as np
+
+    from sftforge.flows.cli import main
+    from sftforge.tasks.steps.embed.vectors import vectors_part, write_vectors
+
+    ids = [f"r{i}" for i in range(6)]
+    write_vectors(vectors_part(tmp_path, "embed", 0), ids, np.eye(6, 8, dtype=np.float32))
+    monkeypatch.setitem(sys.modules, "sklearn.cluster", None)
+    monkeypatch.setitem(sys.modules, "umap", None)
+    assert main(["map", str(tmp_path)]) == 2
+    assert _one_line(capsys) == (
+        "sftforge: sftforge map needs the 'map' extra: pip install 'sftforge[map]' "
+        "(cannot import sklearn.cluster)"
+    )
+    assert not (tmp_path / "map.html").exists()
 
 
 def test_augment_local_server_without_the_extra(monkeypatch, tmp_path):
