@@ -12,6 +12,7 @@ from typing import Any
 
 from huggingface_hub import DatasetCardData
 
+from sftforge.tasks.publish.card_decontamination import decontamination_section
 from sftforge.tasks.publish.card_near import near_duplicates_section
 from sftforge.tasks.publish.hf_features import features_yaml
 from sftforge.tasks.publish.hub import HubFolder
@@ -151,26 +152,6 @@ def _stages(manifest: dict[str, Any]) -> str:
     return _table(["stage", "in", "out", "rejected (reason: count)"], rows)
 
 
-def _decontamination(manifest: dict[str, Any]) -> str:
-    """Which benchmarks the data was checked against and how many records each took out (a
-    stage that counts hits per benchmark: decontaminate); nothing when none ran."""
-    rows, skipped = [], []
-    for stage in manifest["stages"]:
-        for found in (v for v in stage.values() if isinstance(v, dict) and "hits" in v):
-            for name, b in (found.get("benchmarks") or {}).items():
-                cells = [name, f"`{b.get('source')}`", b.get("items"), b.get("hits", 0)]
-                rows.append([f"`{stage['name']}`", *cells])
-            skipped += [f"`{name}` ({why})" for name, why in (found.get("skipped") or {}).items()]
-    if not rows and not skipped:
-        return ""
-    table = _table(["stage", "benchmark", "source", "items", "removed"], rows) if rows else ""
-    not_checked = f"Not checked (could not be loaded): {', '.join(skipped)}." if skipped else ""
-    return (
-        "## Decontamination\n\nRecords holding a benchmark prompt (a normalised exact match or "
-        f"shared word n-grams) were rejected as `contaminated`.\n\n{table}\n\n{not_checked}\n\n"
-    )
-
-
 def _tokens(stats: RunStats) -> str:
     rows = []
     for label, side in (("before filtering", stats.before), ("published", stats.after)):
@@ -278,7 +259,7 @@ Licenses are as declared in the recipe; check each source's own terms before use
 
 {_stages(manifest)}
 
-{_decontamination(manifest)}{near_duplicates_section(manifest)}## Token statistics
+{decontamination_section(manifest, _table)}{near_duplicates_section(manifest)}## Token statistics
 
 {_tokens(stats)}
 

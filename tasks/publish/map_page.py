@@ -69,6 +69,8 @@ def write_map(out: Path, data: MapData, layout: Layout, title: str) -> Path:
 
 _TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy"
+ content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>__TITLE__ — dataset map</title>
 <style>

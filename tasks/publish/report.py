@@ -227,6 +227,13 @@ def plots(stats: RunStats) -> list[str]:
     return figures
 
 
+def _map_link(out: Path | None) -> str:
+    """A link to `sftforge map`'s page when the run has one (a file beside this one)."""
+    if out is None or not (out / "map.html").is_file():
+        return ""
+    return '<p class="sub" id="map-link"><a href="map.html">Dataset map</a> (sftforge map)</p>'
+
+
 def render(stats: RunStats, out: Path | None = None) -> str:
     """The page; with `out` (the run's folder), sample records of every stage too."""
     m = stats.manifest
@@ -248,6 +255,7 @@ def render(stats: RunStats, out: Path | None = None) -> str:
         f"<title>{html.escape(title)}</title><style>{_STYLE}{SAMPLES_STYLE}</style></head><body>"
         f'<h1>{html.escape(title)}</h1><p class="sub">{html.escape(head)}</p>'
         f'<p class="sub">{html.escape(str(m.get("output_dir", "")))}</p>'
+        + _map_link(out)
         + _stage_table(stages)
         + _hits_table(stages)
         + "".join(plots(stats))

@@ -4,7 +4,9 @@ Two tests per record, in order (GPT-3's and NeMo Curator's, on normalised words)
 test finds a benchmark item whole inside one turn (case, width, spacing and punctuation
 folded); the n-gram test finds a turn sharing word n-grams (13 by default) with an item of at
 least `min_item_words` words — any one, or `threshold` of the item's n-grams. A hit is rejected
-as `contaminated`, its detail naming the benchmark, the item and the test.
+as `contaminated`, its detail naming the benchmark, the item and the test. With `semantic:`, a
+third test for what is left: embedding similarity to the benchmark items, close pairs judged by
+an LLM (tasks/steps/semantic_check.py), run in `decide`, in the flow's process.
 
 As a filter pass (it decides each record on its own, so it joins the pass of a dedup before
 it): the index is built once per run, in the flow's process, from the benchmarks the recipe
@@ -31,8 +33,21 @@ from sftforge.tasks.base.outcome import Rejected
 from sftforge.tasks.base.step_protocol import FilterPass, FilterPassStep, StepContext
 from sftforge.tasks.steps.benchmark_index import BenchmarkIndex, Hit
 from sftforge.tasks.steps.benchmark_load import Benchmark, Loaded, load_benchmarks
+from sftforge.tasks.steps.semantic_check import (
+    SemanticChecker,
+    SemanticOptions,
+    combine_semantic,
+)
 
 TextScope = Literal["user", "first_user", "assistant", "all"]
+Verdict = tuple[str, str, str]  # benchmark, test, detail
+
+
+class Rejections(dict[int, Verdict]):
+    """A shard's rejections by position among its alive rows, with the semantic test's counts
+    (what the shard's marker and the manifest report beside the hits)."""
+
+    semantic: dict[str, Any] | None = None
 
 
 @lru_cache(maxsize=4)
@@ -92,8 +107,18 @@ def conversation_parts(
 class DecontaminatePass(FilterPass):
     """Scans find hits in the workers; `decide` only keeps those among the rows still alive."""
 
-    def __init__(self, step: DecontaminateStep, kind: str, folder: str | None, loaded: Loaded):
+    def __init__(
+        self,
+        step: DecontaminateStep,
+        kind: str,
+        folder: str | None,
+        loaded: Loaded,
+        semantic: SemanticChecker | None = None,
+    ):
         self.scope: TextScope = step.text
+        self.semantic = semantic is not None
+        self._checker = semantic  # the flow's process only: see __getstate__
+        self.tests = ("exact", "ngram", "semantic") if self.semantic else ("exact", "ngram")
         self.datasets = set(step.datasets) if step.datasets is not None else None
         self.folder = folder  # None: no benchmark could be loaded, nothing to find
         self.benchmarks = loaded.benchmarks
@@ -107,12 +132,22 @@ class DecontaminatePass(FilterPass):
         wanted = self.datasets is not None and kind != "conversation"
         self.columns = content + (["dataset"] if wanted else [])
 
-    def scan(self, table: pa.Table) -> dict[int, tuple[str, str, str]]:
-        """Per contaminated row: (benchmark, test, detail)."""
-        if self.folder is None:
-            return {}
-        index = _index(self.folder)
-        owners, texts = self._parts(table)
+    def __getstate__(self) -> dict[str, Any]:
+        # Workers scan and judge: the checker (its items and vectors) stays in the flow.
+        return {**self.__dict__, "_checker": None}
+
+    def scan(self, table: pa.Table) -> Any:
+        """Per contaminated row: (benchmark, test, detail); with `semantic`, also the texts
+        of the other rows, (row, where, text), for `decide` to check."""
+        owners, texts = self._parts(table) if self.folder is not None or self.semantic else ([], [])
+        hits = self._hits(owners, texts) if self.folder is not None else {}
+        if not self.semantic:
+            return hits
+        rest = [(r, w, t) for (r, w), t in zip(owners, texts, strict=True) if r not in hits]
+        return hits, rest
+
+    def _hits(self, owners: list[tuple[int, str]], texts: list[str]) -> dict[int, Verdict]:
+        index = _index(self.folder)  # type: ignore[arg-type]
         found: dict[int, Hit] = {}
         for part, hit in sorted(index.search(texts).items()):
             row = owners[part][0]
@@ -147,10 +182,24 @@ class DecontaminatePass(FilterPass):
             test = f"{index.ngram}-gram overlap {hit.overlap}/{hit.total}"
         return benchmark, hit.test, f"{benchmark} item {item_id}: {test} in {where}"
 
-    def decide(
-        self, shard: int, scan: dict[int, tuple[str, str, str]], alive: list[int]
-    ) -> dict[int, tuple[str, str, str]]:
-        return {p: scan[row] for p, row in enumerate(alive) if row in scan}
+    def decide(self, shard: int, scan: Any, alive: list[int]) -> Rejections:
+        hits, rest = scan if isinstance(scan, tuple) else (scan, [])
+        rejected = Rejections({p: hits[row] for p, row in enumerate(alive) if row in hits})
+        if self._checker is None:
+            return rejected
+        position = {row: p for p, row in enumerate(alive)}
+        rest = [(r, w, t) for r, w, t in rest if r in position]
+        found, rejected.semantic = self._checker.check([t for _, _, t in rest])
+        for part, finding in sorted(found.items()):
+            row, where, _ = rest[part]
+            item = self._checker.items[finding.item]
+            judged = "no judge" if finding.answer is None else f"judge: {finding.answer}"
+            detail = (
+                f"{item.benchmark} item {item.item_id}: semantic similarity "
+                f"{finding.similarity:.3f} ({judged}) in {where}"
+            )
+            rejected.setdefault(position[row], (item.benchmark, "semantic", detail))
+        return rejected
 
     def finish(self, verdicts: list[Any], ids_of: Callable[[int], list[str]]) -> list[Any]:
         return verdicts
@@ -163,9 +212,10 @@ class DecontaminatePass(FilterPass):
         tests = Counter(test for _, test, _ in verdict.values())
         return {
             "hits": {name: hits.get(name, 0) for name in self.benchmarks},
-            "tests": {t: tests.get(t, 0) for t in ("exact", "ngram")},
+            "tests": {t: tests.get(t, 0) for t in self.tests},
             "benchmarks": self.benchmarks,
             "skipped": self.skipped,
+            **({"semantic": verdict.semantic} if getattr(verdict, "semantic", None) else {}),
         }
 
 
@@ -188,6 +238,8 @@ class DecontaminateStep(FilterPassStep):
     threshold: float | None = Field(default=None, gt=0.0, le=1.0)
     # Only records of these datasets are checked; None: every record.
     datasets: list[str] | None = None
+    # Embedding similarity to the items, close pairs judged by an LLM; None: off.
+    semantic: SemanticOptions | None = None
 
     decides_per_shard: ClassVar[bool] = True
     # The manifest key of hits per benchmark and test, the benchmarks used and skipped.
@@ -221,7 +273,10 @@ class DecontaminateStep(FilterPassStep):
                 self.threshold,
             )
             folder = str(index.save(context.work_dir))
-        return DecontaminatePass(self, kind, folder, loaded)
+        checker = None
+        if self.semantic is not None:
+            checker = SemanticChecker(self.semantic, loaded.items, context.work_dir)
+        return DecontaminatePass(self, kind, folder, loaded, checker)
 
     @classmethod
     def combine_summaries(cls, parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -234,7 +289,9 @@ class DecontaminateStep(FilterPassStep):
             tests.update(part.get("tests", {}))
             benchmarks.update(part.get("benchmarks", {}))
             skipped.update(part.get("skipped", {}))
+        semantic = combine_semantic([part["semantic"] for part in parts if "semantic" in part])
         return {
+            **({"semantic": semantic} if semantic else {}),
             "hits": {name: hits.get(name, 0) for name in {**benchmarks, **hits}},
             "tests": dict(tests),
             "benchmarks": {n: {**b, "hits": hits.get(n, 0)} for n, b in benchmarks.items()},

@@ -133,6 +133,13 @@ def test_clicking_a_point_in_chromium_shows_that_records_text(mapped) -> None:
     assert all(url.startswith("file://") for url in result.requests), result.requests
 
 
+def test_the_run_report_links_the_map(mapped) -> None:
+    report = sftforge("report", str(mapped["out"]), env=mapped["env"])
+    assert report.returncode == 0, report.stderr
+    page = (mapped["out"] / "report.html").read_text(encoding="utf-8")
+    assert '<p class="sub" id="map-link"><a href="map.html">Dataset map</a>' in page
+
+
 def test_map_without_vectors_is_one_line_and_exit_2(mapped, tmp_path) -> None:
     (tmp_path / "out").mkdir()
     result = sftforge("map", str(tmp_path / "out"), env=mapped["env"])

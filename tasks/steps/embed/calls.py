@@ -1,12 +1,13 @@
-"""One shard's texts -> their vectors, through the augment step's API machinery.
+"""Calls to an OpenAI-compatible API outside `augment`'s loop: embeddings, and the semantic
+decontamination's judge, through the augment step's machinery.
 
-Texts go in requests of `batch_size` inputs to an OpenAI-compatible `/embeddings` endpoint,
-each request a journaled call (tasks/steps/augment/processor.py): keyed by its content, so a
-rerun after a crash, or any later run asking for the same texts, reads the journal instead of
-paying again; sent under the same rate limiter (rpm/tpm, learned from response headers),
-retries, budget and Ctrl-C handling as augment's chat calls. Vectors are asked for as base64
-float32 (what the OpenAI SDK asks for: a quarter of the JSON floats' bytes in the journal);
-a server that answers with float lists is read too.
+`api_session` opens what every call needs: the journal (each request keyed by its content,
+so a rerun after a crash, or any later run asking the same thing, reads the journal instead
+of paying again), the rate limiter (rpm/tpm, learned from response headers), retries, the
+budget and Ctrl-C handling, as augment's chat calls have them. `embed_texts` sends texts in
+requests of `batch_size` inputs and asks for base64 float32 vectors (what the OpenAI SDK asks
+for: a quarter of the JSON floats' bytes in the journal); a server that answers with float
+lists is read too.
 """
 
 from __future__ import annotations
@@ -16,16 +17,21 @@ import base64
 import concurrent.futures
 import json
 import logging
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from sftforge.tasks.steps.embed.step import EmbedStep
+    from sftforge.tasks.steps.augment.options import Price
+    from sftforge.tasks.steps.augment.processor import Processor
+    from sftforge.tasks.steps.embed.step import EmbeddingApi
 
 log = logging.getLogger("sftforge.embed")
+T = TypeVar("T")
 
 
 @dataclass
@@ -75,12 +81,8 @@ def fit_text(count: Any, text: str, limit: int) -> tuple[str, bool]:
     return text[:keep], True
 
 
-def embed_texts(texts: list[str], config: EmbedStep, journal_path: Path) -> Embedded:
-    """Vectors for `texts` (one shard), every finished request journaled."""
-    from sftforge.tasks.steps.augment.client import credentials
-
-    api_key, base_url = credentials(config)  # type: ignore[arg-type]
-    work = _embed(texts, config, journal_path, api_key, base_url)
+def run_calls(work: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine of API calls to its end, from a thread with or without an event loop."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -90,27 +92,32 @@ def embed_texts(texts: list[str], config: EmbedStep, journal_path: Path) -> Embe
         return pool.submit(asyncio.run, work).result()
 
 
-async def _embed(
-    texts: list[str], config: EmbedStep, journal_path: Path, api_key: str, base_url: str | None
-) -> Embedded:
+@dataclass
+class ApiSession:
+    processor: Processor
+    ledger: Any  # budget.Ledger: tokens and dollars of this session
+
+
+@asynccontextmanager
+async def api_session(
+    config: EmbeddingApi, journal_path: Path, price: Price | None
+) -> AsyncIterator[ApiSession]:
+    """The journal, client, limiter, budget and processor of a batch of calls; Ctrl-C lets
+    the calls in flight finish into the journal, then raises KeyboardInterrupt."""
     from sftforge.tasks.steps.augment.budget import Ledger
-    from sftforge.tasks.steps.augment.client import Redactor, make_client
-    from sftforge.tasks.steps.augment.journal import Journal, call_key
-    from sftforge.tasks.steps.augment.processor import CallFailed, CallSpec, Processor
+    from sftforge.tasks.steps.augment.client import Redactor, credentials, make_client
+    from sftforge.tasks.steps.augment.journal import Journal
+    from sftforge.tasks.steps.augment.processor import Processor
     from sftforge.tasks.steps.augment.rate_limit import RateLimiter
     from sftforge.tasks.steps.augment.runner import install_interrupt
-    from sftforge.tasks.steps.augment.tokens import make_counter
 
-    counter = make_counter(config.model, "estimate")
-    result = Embedded()
-    fitted = [fit_text(counter.count, text, config.max_input_tokens) for text in texts]
-    result.truncated = sum(cut for _, cut in fitted)
+    api_key, base_url = credentials(config)  # type: ignore[arg-type]
     with Journal(journal_path) as journal:
         client = make_client(config, api_key, base_url)  # type: ignore[arg-type]
         limiter = RateLimiter(
             config.rpm, config.tpm, ramp_seconds=config.ramp_seconds, ramp_start=0.1
         )
-        ledger = Ledger(config.prices.get(config.model), config.max_cost, journal.spent)
+        ledger = Ledger(price, config.max_cost, journal.spent)
         processor = Processor(
             client,
             journal,
@@ -123,6 +130,33 @@ async def _embed(
             redact=Redactor(api_key),
         )
         interrupted = install_interrupt(processor)
+        try:
+            yield ApiSession(processor, ledger)
+        finally:
+            interrupted.restore()
+            await client.close()
+        if interrupted.fired:
+            raise KeyboardInterrupt(
+                f"interrupted: finished calls are saved in {journal_path}; rerun the same "
+                "command to resume (no finished call is sent again)"
+            )
+
+
+def embed_texts(texts: list[str], config: EmbeddingApi, journal_path: Path) -> Embedded:
+    """Vectors for `texts` (one shard), every finished request journaled."""
+    return run_calls(_embed(texts, config, journal_path))
+
+
+async def _embed(texts: list[str], config: EmbeddingApi, journal_path: Path) -> Embedded:
+    from sftforge.tasks.steps.augment.journal import call_key
+    from sftforge.tasks.steps.augment.processor import CallFailed, CallSpec
+    from sftforge.tasks.steps.augment.tokens import make_counter
+
+    counter = make_counter(config.model, "estimate")
+    result = Embedded()
+    fitted = [fit_text(counter.count, text, config.max_input_tokens) for text in texts]
+    result.truncated = sum(cut for _, cut in fitted)
+    async with api_session(config, journal_path, config.prices.get(config.model)) as session:
 
         async def one_request(start: int) -> None:
             chunk = [text or " " for text, _ in fitted[start : start + config.batch_size]]
@@ -141,29 +175,20 @@ async def _embed(
                 path="/embeddings",
             )
             try:
-                answer = await processor.call(spec)
+                answer = await session.processor.call(spec)
                 vectors = decode_vectors(answer.body, len(chunk))
             except (CallFailed, ValueError, KeyError, TypeError) as exc:
                 result.failed += len(chunk)
-                kind = type(exc).__name__ if not isinstance(exc, CallFailed) else str(exc)[:80]
+                kind = str(exc)[:80] if isinstance(exc, CallFailed) else type(exc).__name__
                 result.errors[kind] = result.errors.get(kind, 0) + len(chunk)
                 return
             for offset, vector in enumerate(vectors):
                 result.vectors[start + offset] = vector
 
-        try:
-            starts = list(range(0, len(texts), config.batch_size))
-            await asyncio.gather(*(one_request(start) for start in starts))
-        finally:
-            interrupted.restore()
-            await client.close()
-        result.calls_sent = processor.stats.sent
-        result.calls_cached = processor.stats.cached
-        result.prompt_tokens = ledger.prompt_tokens
-        result.cost = ledger.run_cost
-        if interrupted.fired:
-            raise KeyboardInterrupt(
-                f"embed interrupted: finished calls are saved in {journal_path}; rerun the "
-                "same command to resume (no finished call is sent again)"
-            )
+        starts = range(0, len(texts), config.batch_size)
+        await asyncio.gather(*(one_request(start) for start in starts))
+        result.calls_sent = session.processor.stats.sent
+        result.calls_cached = session.processor.stats.cached
+        result.prompt_tokens = session.ledger.prompt_tokens
+        result.cost = session.ledger.run_cost
     return result

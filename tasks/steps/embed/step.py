@@ -20,13 +20,12 @@ import logging
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from sftforge.schemas.steps import register_step
 from sftforge.tasks.base.step_protocol import BatchRunner, BatchStep, Record, StepContext
 from sftforge.tasks.steps.augment.failures import fails_stage
 from sftforge.tasks.steps.augment.options import Price
-from sftforge.tasks.steps.decontaminate import record_parts
 from sftforge.tasks.steps.embed.vectors import vectors_part, write_vectors
 
 log = logging.getLogger("sftforge.embed")
@@ -40,14 +39,12 @@ EMBEDDING_PRICES: dict[str, Price] = {
 _COUNTS = ("embedded", "failed", "truncated", "calls_sent", "calls_cached", "prompt_tokens")
 
 
-@register_step
-class EmbedStep(BatchStep):
-    """One vector per record from an OpenAI-compatible embeddings API (kept beside the data)."""
+class EmbeddingApi(BaseModel):
+    """An OpenAI-compatible embeddings endpoint and how to call it (the embed step's options,
+    and semantic decontamination's `embedding:`)."""
 
-    step: Literal["embed"]
-    # The text embedded: the first user turn, the user turns, or every turn (joined by
-    # newlines); for instructions the instruction and input, or with `all` the output too.
-    text: Literal["first_user", "user", "all"] = "first_user"
+    model_config = ConfigDict(extra="forbid")
+
     model: str = "text-embedding-3-small"
     # Shorter vectors (text-embedding-3 models); None: the model's own size.
     dimensions: int | None = Field(default=None, ge=1)
@@ -71,6 +68,16 @@ class EmbedStep(BatchStep):
     backoff_max_seconds: float = Field(default=60.0, gt=0)
     prices: dict[str, Price] = Field(default_factory=lambda: dict(EMBEDDING_PRICES))
     max_cost: float | None = Field(default=None, gt=0)
+
+
+@register_step
+class EmbedStep(BatchStep, EmbeddingApi):
+    """One vector per record from an OpenAI-compatible embeddings API (kept beside the data)."""
+
+    step: Literal["embed"]
+    # The text embedded: the first user turn, the user turns, or every turn (joined by
+    # newlines); for instructions the instruction and input, or with `all` the output too.
+    text: Literal["first_user", "user", "all"] = "first_user"
     # The stage fails once this share of its records got no vector (1.0: only when none
     # did -- a wrong key or URL); fewer are reported, and a rerun asks for them again.
     fail_at_failed_share: float | None = Field(default=1.0, ge=0, le=1)
@@ -95,6 +102,9 @@ class EmbedStep(BatchStep):
 
 def record_text(record: Record, scope: str) -> str:
     """The text of a record that is embedded."""
+    # Imported here: decontaminate imports this module (its semantic test embeds).
+    from sftforge.tasks.steps.decontaminate import record_parts
+
     return "\n".join(text for _, text in record_parts(record, scope))  # type: ignore[arg-type]
 
 
