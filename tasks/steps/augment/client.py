@@ -12,7 +12,7 @@ import re
 
 import openai
 
-from sftforge.tasks.steps.augment.options import AugmentOptions
+from sftforge.tasks.steps.augment.options import ApiClientOptions
 
 # What an API key looks like in a provider's error message, masked or not.
 _KEY_LIKE = re.compile(r"\b(?:sk|pk|rk|key)-[A-Za-z0-9_\-*.]{6,}")
@@ -22,7 +22,7 @@ class MissingCredentials(ValueError):
     pass
 
 
-def credentials(config: AugmentOptions) -> tuple[str, str | None]:
+def credentials(config: ApiClientOptions) -> tuple[str, str | None]:
     """(api_key, base_url). Never log or store the first."""
     base_url = os.environ.get(config.base_url_env) or config.base_url
     if config.api_key_secret_block:
@@ -42,7 +42,7 @@ def credentials(config: AugmentOptions) -> tuple[str, str | None]:
     return str(key), base_url
 
 
-def make_client(config: AugmentOptions, api_key: str, base_url: str | None) -> openai.AsyncOpenAI:
+def make_client(config: ApiClientOptions, api_key: str, base_url: str | None) -> openai.AsyncOpenAI:
     # Retries are ours (journaled, rate-limit aware), so the library must not add its own.
     return openai.AsyncOpenAI(
         api_key=api_key, base_url=base_url, max_retries=0, timeout=config.timeout_seconds

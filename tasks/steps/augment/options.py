@@ -111,7 +111,21 @@ class MaxTokens(_Strict):
     revision: int = Field(default=512, ge=1)
 
 
-class AugmentOptions(_Strict):
+class ApiClientOptions(_Strict):
+    """Where an OpenAI-compatible API is and how its key is found (augment, embed): what
+    `client.credentials` and `client.make_client` read."""
+
+    # Names of environment variables, never the values themselves.
+    api_key_env: str = "OPENAI_API_KEY"
+    base_url_env: str = "OPENAI_BASE_URL"
+    # A non-secret base URL (e.g. a local vLLM); the env var wins when both are set.
+    base_url: str | None = None
+    # Name of a Prefect Secret block holding the key; loaded only when set.
+    api_key_secret_block: str | None = None
+    timeout_seconds: float = Field(default=120.0, gt=0)
+
+
+class AugmentOptions(ApiClientOptions):
     """The loop's options (what tasks/steps/augment/* read)."""
 
     step: Literal["augment"]
@@ -151,15 +165,7 @@ class AugmentOptions(_Strict):
     # Tokens kept free below the window, for counting error.
     context_margin: int = Field(default=32, ge=0)
 
-    # -- client ----------------------------------------------------------------------------
-    # Names of environment variables, never the values themselves.
-    api_key_env: str = "OPENAI_API_KEY"
-    base_url_env: str = "OPENAI_BASE_URL"
-    # A non-secret base URL (e.g. a local vLLM); the env var wins when both are set.
-    base_url: str | None = None
-    # Name of a Prefect Secret block holding the key; loaded only when set.
-    api_key_secret_block: str | None = None
-    timeout_seconds: float = Field(default=120.0, gt=0)
+    # -- client: ApiClientOptions ----------------------------------------------------------
     # An HTTP header (e.g. X-Record-Id) carrying the record's id on each of its calls, for a
     # gateway's logs or a replay server; never part of the request body or its journal key.
     record_id_header: str | None = Field(default=None, pattern=r"^[A-Za-z0-9\-]+$")

@@ -134,6 +134,28 @@ class Processor:
         self._slots = asyncio.Semaphore(concurrency)
         self._in_flight: dict[str, asyncio.Future[CallResult]] = {}
 
+    @classmethod
+    def from_options(
+        cls,
+        client: openai.AsyncOpenAI,
+        journal: Journal,
+        limiter: RateLimiter,
+        ledger: Ledger,
+        options: Any,  # a step's options: concurrency, max_attempts, backoff_*_seconds
+        redact: Redactor,
+    ) -> Processor:
+        return cls(
+            client,
+            journal,
+            limiter,
+            ledger,
+            concurrency=options.concurrency,
+            max_attempts=options.max_attempts,
+            backoff_base=options.backoff_base_seconds,
+            backoff_max=options.backoff_max_seconds,
+            redact=redact,
+        )
+
     def stop(self, reason: str) -> None:
         """Send nothing new; calls already sent finish and are journaled."""
         if self.stop_reason is None:

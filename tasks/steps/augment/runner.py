@@ -101,17 +101,7 @@ async def _augment(
         if config.mode == "batch":
             processor = BatchProcessor(client, journal, ledger, config, redact)
         else:
-            processor = Processor(
-                client,
-                journal,
-                limiter,
-                ledger,
-                concurrency=config.concurrency,
-                max_attempts=config.max_attempts,
-                backoff_base=config.backoff_base_seconds,
-                backoff_max=config.backoff_max_seconds,
-                redact=redact,
-            )
+            processor = Processor.from_options(client, journal, limiter, ledger, config, redact)
         results: list[dict | None] = [None] * len(records)
         progress = RunProgress(records, results, processor, started, on_progress)
         interrupted = install_interrupt(processor)

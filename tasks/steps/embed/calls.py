@@ -111,23 +111,15 @@ async def api_session(
     from sftforge.tasks.steps.augment.rate_limit import RateLimiter
     from sftforge.tasks.steps.augment.runner import install_interrupt
 
-    api_key, base_url = credentials(config)  # type: ignore[arg-type]
+    api_key, base_url = credentials(config)
     with Journal(journal_path) as journal:
-        client = make_client(config, api_key, base_url)  # type: ignore[arg-type]
+        client = make_client(config, api_key, base_url)
         limiter = RateLimiter(
             config.rpm, config.tpm, ramp_seconds=config.ramp_seconds, ramp_start=0.1
         )
         ledger = Ledger(price, config.max_cost, journal.spent)
-        processor = Processor(
-            client,
-            journal,
-            limiter,
-            ledger,
-            concurrency=config.concurrency,
-            max_attempts=config.max_attempts,
-            backoff_base=config.backoff_base_seconds,
-            backoff_max=config.backoff_max_seconds,
-            redact=Redactor(api_key),
+        processor = Processor.from_options(
+            client, journal, limiter, ledger, config, Redactor(api_key)
         )
         interrupted = install_interrupt(processor)
         try:

@@ -20,12 +20,12 @@ import logging
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from sftforge.schemas.steps import register_step
 from sftforge.tasks.base.step_protocol import BatchRunner, BatchStep, Record, StepContext
 from sftforge.tasks.steps.augment.failures import fails_stage
-from sftforge.tasks.steps.augment.options import Price
+from sftforge.tasks.steps.augment.options import ApiClientOptions, Price
 from sftforge.tasks.steps.embed.vectors import vectors_part, write_vectors
 
 log = logging.getLogger("sftforge.embed")
@@ -39,11 +39,9 @@ EMBEDDING_PRICES: dict[str, Price] = {
 _COUNTS = ("embedded", "failed", "truncated", "calls_sent", "calls_cached", "prompt_tokens")
 
 
-class EmbeddingApi(BaseModel):
+class EmbeddingApi(ApiClientOptions):
     """An OpenAI-compatible embeddings endpoint and how to call it (the embed step's options,
     and semantic decontamination's `embedding:`)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     model: str = "text-embedding-3-small"
     # Shorter vectors (text-embedding-3 models); None: the model's own size.
@@ -52,12 +50,8 @@ class EmbeddingApi(BaseModel):
     # Longer texts are cut at their end to this many (estimated) tokens: OpenAI's limit.
     max_input_tokens: int = Field(default=8191, ge=16)
 
-    # The client, the limits, retries and the budget mean what they mean for `augment`
-    # (tasks/steps/augment/options.py); the defaults suit an embeddings endpoint.
-    api_key_env: str = "OPENAI_API_KEY"
-    base_url_env: str = "OPENAI_BASE_URL"
-    base_url: str | None = None
-    api_key_secret_block: str | None = None
+    # The client (ApiClientOptions), the limits, retries and the budget mean what they mean
+    # for `augment` (tasks/steps/augment/options.py); the defaults suit an embeddings endpoint.
     timeout_seconds: float = Field(default=60.0, gt=0)
     concurrency: int = Field(default=4, ge=1)
     rpm: int | None = Field(default=3000, ge=1)
