@@ -239,3 +239,58 @@ def test_after_a_sigkill_mid_run_the_rerun_sends_no_journaled_request_again(
     assert len(paid) + len(resent) >= 12  # 6 shards x 2 requests, each paid once or journaled
     ids, _ = read_vectors(tmp_path / "out", "embed")
     assert sorted(ids) == sorted(r["id"] for r in records)
+
+
+# ------------------------------------------------------------------ `local_model` (an extra)
+
+
+def test_a_local_model_without_the_extra_is_one_line_and_exit_2(tmp_path, capsys) -> None:
+    from sftforge.flows.cli import main
+
+    model = "sentence-transformers/all-MiniLM-L6-v2"
+    recipe = write_recipe(tmp_path, conversations(3), local_model=model)
+    assert main(["validate", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(
+        "sftforge: local_model sentence-transformers/all-MiniLM-L6-v2 needs the "
+        "'embeddings-local' extra: pip install 'sftforge[embeddings-local]' "
+        "(cannot import sentence_transformers)"
+    ), err
+
+
+def test_a_local_model_is_loaded_once_and_asked_in_batches(monkeypatch, tmp_path) -> None:
+    """The wiring to sentence-transformers' API (SentenceTransformer(name, device=...),
+    .encode(texts, batch_size=..., convert_to_numpy=True)), with a stand-in for the library:
+    no model can be downloaded here."""
+    import types
+
+    from sftforge.tasks.steps.embed import calls
+
+    made: list[tuple[str, str]] = []
+    batches: list[int] = []
+
+    class SentenceTransformer:
+        def __init__(self, name: str, device: str) -> None:
+            made.append((name, device))
+
+        def encode(self, texts: list[str], batch_size: int, **options: Any) -> np.ndarray:
+            assert options == {"convert_to_numpy": True, "show_progress_bar": False}
+            batches.append(batch_size)
+            return np.stack([bag_of_words(t, 8).astype(np.float64) for t in texts])
+
+    library = types.ModuleType("sentence_transformers")
+    library.SentenceTransformer = SentenceTransformer  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "sentence_transformers", library)
+    calls._local_model.cache_clear()
+    step = EmbedStep(step="embed", local_model="/models/minilm", dimensions=4, batch_size=2)
+    runner = step.make_batch(StepContext(work_dir=tmp_path / "w", out_dir=tmp_path))
+    for shard in (0, 1):
+        runner.start_shard(shard)
+        assert runner.apply_batch(conversations(3))[1]
+    ids, vectors = read_vectors(tmp_path, "embed")
+    assert made == [("/models/minilm", "cpu")] and batches == [2, 2]
+    assert len(ids) == 6 and vectors.shape == (6, 4) and vectors.dtype == np.float32
+    expected = bag_of_words(conversations(3)[1]["messages"][0]["content"], 8)[:4]
+    assert np.allclose(vectors[1], expected)
+    assert not (tmp_path / "w" / "journal.sqlite").exists()  # nothing sent, nothing journaled
+    calls._local_model.cache_clear()

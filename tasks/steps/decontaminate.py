@@ -23,9 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from sftforge.schemas.steps import register_step
@@ -33,13 +31,14 @@ from sftforge.tasks.base.outcome import Rejected
 from sftforge.tasks.base.step_protocol import FilterPass, FilterPassStep, StepContext
 from sftforge.tasks.steps.benchmark_index import BenchmarkIndex, Hit
 from sftforge.tasks.steps.benchmark_load import Benchmark, Loaded, load_benchmarks
+from sftforge.tasks.steps.embed.step import local_model_extra
+from sftforge.tasks.steps.record_texts import TextScope, conversation_parts, record_parts
 from sftforge.tasks.steps.semantic_check import (
     SemanticChecker,
     SemanticOptions,
     combine_semantic,
 )
 
-TextScope = Literal["user", "first_user", "assistant", "all"]
 Verdict = tuple[str, str, str]  # benchmark, test, detail
 
 
@@ -54,54 +53,6 @@ class Rejections(dict[int, Verdict]):
 def _index(folder: str) -> BenchmarkIndex:
     """One index per worker process: memory-mapped from the run's work folder."""
     return BenchmarkIndex.load(Path(folder))
-
-
-def record_parts(record: dict[str, Any], scope: TextScope) -> list[tuple[str, str]]:
-    """(where, text) of the texts checked: turns of a conversation (`message i`); an
-    instruction's instruction and input as one text, its output as another."""
-    messages = record.get("messages")
-    if messages is not None:
-        wanted = {"user": ("user",), "first_user": ("user",), "assistant": ("assistant",)}
-        roles = wanted.get(scope)
-        found = [
-            (f"message {i}", m["content"])
-            for i, m in enumerate(messages)
-            if roles is None or m["role"] in roles
-        ]
-        return found[:1] if scope == "first_user" else found
-    query = "\n".join(t for t in (record.get("instruction"), record.get("input")) if t)
-    parts = {"user": [("instruction", query)], "first_user": [("instruction", query)]}
-    parts["assistant"] = [("output", record.get("output") or "")]
-    parts["all"] = parts["user"] + parts["assistant"]
-    return parts[scope]
-
-
-def conversation_parts(
-    column: pa.ChunkedArray, scope: TextScope
-) -> tuple[list[tuple[int, str]], list[str]]:
-    """`record_parts` over a shard's `messages` column in Arrow: only the checked turns'
-    text becomes Python strings (ShareGPT's long answers stay in Arrow for `text: user`)."""
-    lists = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    flat = lists.flatten()
-    rows = pc.list_parent_indices(lists).to_numpy()
-    position = np.arange(len(rows)) - np.searchsorted(rows, rows)  # the turn's index
-    if scope == "all":
-        keep = np.ones(len(rows), dtype=bool)
-    else:
-        role = "assistant" if scope == "assistant" else "user"
-        equal = pc.equal(pc.struct_field(flat, "role"), role)
-        keep = pc.fill_null(equal, False).to_numpy(zero_copy_only=False)
-        if scope == "first_user":
-            chosen = np.flatnonzero(keep)
-            first = chosen[np.unique(rows[chosen], return_index=True)[1]]
-            keep = np.zeros(len(rows), dtype=bool)
-            keep[first] = True
-    contents = pc.fill_null(pc.struct_field(flat, "content"), "").filter(pa.array(keep))
-    owners = [
-        (r, f"message {i}")
-        for r, i in zip(rows[keep].tolist(), position[keep].tolist(), strict=True)
-    ]
-    return owners, contents.to_pylist()
 
 
 class DecontaminatePass(FilterPass):
@@ -254,6 +205,9 @@ class DecontaminateStep(FilterPassStep):
         if self.min_item_words is not None and self.min_item_words < self.ngram:
             raise ValueError("min_item_words below ngram: such items have no n-gram to test")
         return self
+
+    def required_extras(self) -> dict[str, tuple[str, str]]:
+        return local_model_extra(self.semantic.embedding) if self.semantic else {}
 
     def required_files(self) -> dict[str, str]:
         return {f"benchmarks[{i}].path": b.path for i, b in enumerate(self.benchmarks) if b.path}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Coroutine
@@ -135,8 +136,33 @@ async def api_session(
 
 
 def embed_texts(texts: list[str], config: EmbeddingApi, journal_path: Path) -> Embedded:
-    """Vectors for `texts` (one shard), every finished request journaled."""
+    """Vectors for `texts` (one shard), every finished request journaled; with `local_model`,
+    computed here (nothing to journal: a rerun computes them again, for free)."""
+    if config.local_model is not None:
+        return _embed_locally(texts, config)
     return run_calls(_embed(texts, config, journal_path))
+
+
+@functools.lru_cache(maxsize=2)
+def _local_model(name: str) -> Any:
+    from sftforge.tasks.base.extras import require_extra
+
+    library = require_extra("sentence_transformers", "embeddings-local", f"local_model {name}")
+    return library.SentenceTransformer(name, device="cpu")
+
+
+def _embed_locally(texts: list[str], config: EmbeddingApi) -> Embedded:
+    model = _local_model(config.local_model)  # type: ignore[arg-type]
+    matrix = model.encode(
+        [text or " " for text in texts],
+        batch_size=config.batch_size,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
+    matrix = np.asarray(matrix, dtype=np.float32)
+    if config.dimensions is not None:  # as the API's `dimensions`: the first ones
+        matrix = matrix[:, : config.dimensions]
+    return Embedded(vectors={i: matrix[i] for i in range(len(texts))})
 
 
 async def _embed(texts: list[str], config: EmbeddingApi, journal_path: Path) -> Embedded:

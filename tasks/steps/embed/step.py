@@ -27,6 +27,7 @@ from sftforge.tasks.base.step_protocol import BatchRunner, BatchStep, Record, St
 from sftforge.tasks.steps.augment.failures import fails_stage
 from sftforge.tasks.steps.augment.options import ApiClientOptions, Price
 from sftforge.tasks.steps.embed.vectors import vectors_part, write_vectors
+from sftforge.tasks.steps.record_texts import record_parts
 
 log = logging.getLogger("sftforge.embed")
 
@@ -44,6 +45,10 @@ class EmbeddingApi(ApiClientOptions):
     and semantic decontamination's `embedding:`)."""
 
     model: str = "text-embedding-3-small"
+    # A sentence-transformers model (a local path or an HF id already in the cache) to compute
+    # the vectors here instead of calling the API (the `embeddings-local` extra); the client
+    # options below are then unused.
+    local_model: str | None = None
     # Shorter vectors (text-embedding-3 models); None: the model's own size.
     dimensions: int | None = Field(default=None, ge=1)
     batch_size: int = Field(default=64, ge=1, le=2048)  # inputs per request
@@ -64,6 +69,13 @@ class EmbeddingApi(ApiClientOptions):
     max_cost: float | None = Field(default=None, gt=0)
 
 
+def local_model_extra(api: EmbeddingApi) -> dict[str, tuple[str, str]]:
+    """What a run must be able to import for `api` (checked before it starts)."""
+    if api.local_model is None:
+        return {}
+    return {"sentence_transformers": ("embeddings-local", f"local_model {api.local_model}")}
+
+
 @register_step
 class EmbedStep(BatchStep, EmbeddingApi):
     """One vector per record from an OpenAI-compatible embeddings API (kept beside the data)."""
@@ -77,6 +89,9 @@ class EmbedStep(BatchStep, EmbeddingApi):
     fail_at_failed_share: float | None = Field(default=1.0, ge=0, le=1)
 
     summary_key: ClassVar[str | None] = "embed"
+
+    def required_extras(self) -> dict[str, tuple[str, str]]:
+        return local_model_extra(self)
 
     def make_batch(self, context: StepContext) -> EmbedShards:
         return EmbedShards(self, context)
@@ -96,9 +111,6 @@ class EmbedStep(BatchStep, EmbeddingApi):
 
 def record_text(record: Record, scope: str) -> str:
     """The text of a record that is embedded."""
-    # Imported here: decontaminate imports this module (its semantic test embeds).
-    from sftforge.tasks.steps.decontaminate import record_parts
-
     return "\n".join(text for _, text in record_parts(record, scope))  # type: ignore[arg-type]
 
 
