@@ -204,7 +204,7 @@ search.addEventListener("input", () => {
   draw();
 });
 window.addEventListener("resize", size);
-window.sftforgeMap = {screenOf, show, count: N, ids: D.ids,
+window.sftforgeMap = {screenOf, show, draw, count: N, ids: D.ids,
   canvasOrigin: () => { const r = canvas.getBoundingClientRect(); return [r.left, r.top]; }};
 legend(); size();
 </script></body></html>
