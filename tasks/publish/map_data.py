@@ -90,8 +90,8 @@ def load_map_data(out: Path, stage: str | None = None, text_chars: int = 600) ->
                 if name in row:
                     columns.setdefault(name, [""] * len(ids))[i] = str(row[name] or "")
             meta = json.loads(row.get("meta") or "{}") if isinstance(row.get("meta"), str) else {}
-            if isinstance(meta, dict) and meta.get("language"):
-                columns.setdefault("language", [""] * len(ids))[i] = str(meta["language"])
+            if isinstance(meta, dict) and meta.get("language_verdict"):  # filter_language's
+                columns.setdefault("language", [""] * len(ids))[i] = str(meta["language_verdict"])
     rejected = fates(out)
     columns["fate"] = [rejected.get(rid, KEPT) for rid in ids]
     return MapData(ids, vectors, texts, columns)
