@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -185,3 +186,30 @@ def test_alpacas_seed_tasks_cluster_into_labelled_groups() -> None:
     for c, label in enumerate(layout.labels):
         words = " ".join(t.lower() for t, k in zip(texts, layout.clusters, strict=True) if k == c)
         assert all(w in words for w in label.split(" · "))
+
+
+def test_map_data_columns_come_from_the_records_and_their_fates(tmp_path) -> None:
+    from sftforge.tasks.base.shards import records_table, write_table_atomic
+    from sftforge.tasks.publish.map_data import load_map_data
+    from sftforge.tasks.steps.embed.vectors import vectors_part, write_vectors
+
+    rows = [
+        {"id": f"r{i}", "source": "dump", "model": m, "meta": {"language_verdict": lang},
+         "messages": [{"role": "user", "content": f"question {i}"},
+                      {"role": "assistant", "content": "answer"}]}
+        for i, (m, lang) in enumerate([("gpt4", "en"), ("gpt3", "de"), ("gpt4", "en")])
+    ]  # fmt: skip
+    part = "part-00000.parquet"
+    write_table_atomic(records_table(rows, "conversation"), tmp_path / "embed" / part)
+    vectors = np.eye(3, 4, dtype=np.float32)
+    write_vectors(vectors_part(tmp_path, "embed", 0), ["r0", "r1", "r2"], vectors)
+    rejected = {"id": "r1", "source": "dump", "reason": "model_not_allowed", "detail": "gpt3",
+                "record": "{}"}  # fmt: skip
+    rejects = pa.Table.from_pylist([rejected])
+    write_table_atomic(rejects, tmp_path / "rejects" / "filter_model" / part)
+    data = load_map_data(tmp_path, text_chars=12)
+    assert data.ids == ["r0", "r1", "r2"] and data.vectors.shape == (3, 4)
+    assert data.columns["model"] == ["gpt4", "gpt3", "gpt4"]
+    assert data.columns["language"] == ["en", "de", "en"]
+    assert data.columns["fate"] == ["kept", "filter_model: model_not_allowed", "kept"]
+    assert data.texts[0] == "[user]\nquest …"  # 12 characters, then the mark
