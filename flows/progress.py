@@ -273,7 +273,12 @@ def _hits(stage: dict[str, Any]) -> str:
         if key != "rejected" and isinstance(value, dict) and isinstance(value.get("hits"), dict):
             hits = ", ".join(f"{name} {n}" for name, n in value["hits"].items()) or "none"
             skipped = ", ".join(value.get("skipped") or {})
-            return f"; {stage['name']} hits: {hits}" + (f" (skipped: {skipped})" if skipped else "")
+            note = f"; {stage['name']} hits: {hits}" + (f" (skipped: {skipped})" if skipped else "")
+            semantic = value.get("semantic")
+            if semantic:  # reworded items: the judge's work and what the calls cost
+                note += f" (semantic: {semantic['pairs']} close pairs, {semantic['yes']} judged "
+                note += f"the same question, ${semantic['cost']:.4f})"
+            return note
     return ""
 
 

@@ -187,8 +187,11 @@ def test_a_sigkilled_run_resends_no_journaled_call_and_finds_the_same(server, tm
     paid = calls(journal, "done")
     assert 10 <= len(paid) < 60, "killed mid-check"
     before, server.delay_seconds = len(server.requests), 0
-    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    env["COLUMNS"] = "250"
+    rerun = subprocess.run(command[:-1], env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
+    caption = " ".join(rerun.stdout.split())  # the summary's caption wraps to the table
+    assert "decontaminate hits: vicuna80 3 (semantic: 5 close pairs, 3 judged the same" in caption
     resent = {json.dumps(r, sort_keys=True) for r in server.requests[before:]}
     assert not resent & paid
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
