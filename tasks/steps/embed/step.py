@@ -130,39 +130,34 @@ class EmbedShards(BatchRunner):
         self.shard = shard
 
     def apply_batch(self, records: list[Record]) -> tuple[list[Record], bool]:
-        from sftforge.tasks.steps.embed.calls import embed_texts
+        from sftforge.tasks.steps.embed.calls import Embedded, embed_texts
 
         texts = [record_text(record, self.config.text) for record in records]
-        done = embed_texts(texts, self.config, self.journal) if texts else None
-        vectors = done.vectors if done is not None else {}
-        rows = sorted(vectors)
-        width = len(vectors[rows[0]]) if rows else 0
-        matrix = np.vstack([vectors[i] for i in rows]) if rows else np.zeros((0, width))
-        write_vectors(
-            vectors_part(self.out, self.stage, self.shard),
-            [str(records[i]["id"]) for i in rows],
-            matrix,
-        )
-        failed = done.failed if done is not None else 0
+        done = embed_texts(texts, self.config, self.journal) if texts else Embedded()
+        rows = sorted(done.vectors)
+        width = len(done.vectors[rows[0]]) if rows else 0
+        matrix = np.vstack([done.vectors[i] for i in rows]) if rows else np.zeros((0, width))
+        ids = [str(records[i]["id"]) for i in rows]
+        write_vectors(vectors_part(self.out, self.stage, self.shard), ids, matrix)
         self._summary = {
             "embedded": len(rows),
-            "failed": failed,
-            "truncated": done.truncated if done is not None else 0,
-            "calls_sent": done.calls_sent if done is not None else 0,
-            "calls_cached": done.calls_cached if done is not None else 0,
-            "prompt_tokens": done.prompt_tokens if done is not None else 0,
-            "cost": round(done.cost, 6) if done is not None else 0.0,
+            "failed": done.failed,
+            "truncated": done.truncated,
+            "calls_sent": done.calls_sent,
+            "calls_cached": done.calls_cached,
+            "prompt_tokens": done.prompt_tokens,
+            "cost": round(done.cost, 6),
             "dimensions": width,
-            "errors": dict(done.errors) if done is not None else {},
+            "errors": dict(done.errors),
         }
-        if self.report is not None and done is not None:
+        if self.report is not None:
             self.report(
                 f"{len(rows)} vectors, {done.calls_sent} requests sent, "
                 f"{done.calls_cached} from the journal, ${done.cost:.4f}"
             )
         # Written either way; incomplete while a record has no vector: the next run asks for
         # those again (the journal answers the requests that had succeeded).
-        return records, failed == 0
+        return records, done.failed == 0
 
     def summarize(self, records: list[Record]) -> dict[str, Any]:
         return dict(self._summary)
