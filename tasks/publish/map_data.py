@@ -80,11 +80,13 @@ def load_map_data(out: Path, stage: str | None = None, text_chars: int = 600) ->
     wanted = {rid: i for i, rid in enumerate(ids)}
     texts = [""] * len(ids)
     columns: dict[str, list[str]] = {"source": [""] * len(ids)}
+    seen: set[str] = set()
     for part in sorted((out / stage).glob("part-*.parquet")):
         for row in pq.read_table(part).to_pylist():
             i = wanted.get(row["id"])
             if i is None:
                 continue
+            seen.add(row["id"])
             texts[i] = display_text(row, text_chars)
             for name in ("source", "model", "dataset"):
                 if name in row:
@@ -94,4 +96,18 @@ def load_map_data(out: Path, stage: str | None = None, text_chars: int = 600) ->
                 columns.setdefault("language", [""] * len(ids))[i] = str(meta["language_verdict"])
     rejected = fates(out)
     columns["fate"] = [rejected.get(rid, KEPT) for rid in ids]
-    return MapData(ids, vectors, texts, columns)
+    data = MapData(ids, vectors, texts, columns)
+    # Vectors of records the stage no longer holds (a part left by a run with more shards)
+    # are not drawn.
+    return _only(data, [i for i, rid in enumerate(ids) if rid in seen])
+
+
+def _only(data: MapData, keep: list[int]) -> MapData:
+    if len(keep) == len(data.ids):
+        return data
+    return MapData(
+        [data.ids[i] for i in keep],
+        data.vectors[keep],
+        [data.texts[i] for i in keep],
+        {name: [values[i] for i in keep] for name, values in data.columns.items()},
+    )

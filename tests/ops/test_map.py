@@ -207,6 +207,8 @@ def test_map_data_columns_come_from_the_records_and_their_fates(tmp_path) -> Non
                 "record": "{}"}  # fmt: skip
     rejects = pa.Table.from_pylist([rejected])
     write_table_atomic(rejects, tmp_path / "rejects" / "filter_model" / part)
+    stale = vectors_part(tmp_path, "embed", 1)  # left by an earlier run with more shards
+    write_vectors(stale, ["gone"], np.ones((1, 4), dtype=np.float32))
     data = load_map_data(tmp_path, text_chars=12)
     assert data.ids == ["r0", "r1", "r2"] and data.vectors.shape == (3, 4)
     assert data.columns["model"] == ["gpt4", "gpt3", "gpt4"]
