@@ -185,7 +185,8 @@ def test_a_sigkilled_run_resends_no_journaled_call_and_finds_the_same(server, tm
     child.wait(timeout=30)
     journal = tmp_path / "out" / ".sftforge" / "decontaminate" / "decontaminate" / "semantic.sqlite"
     paid = calls(journal, "done")
-    assert 10 <= len(paid) < 60, "killed mid-check"
+    # 20 requests embed the 80 items, 32 the texts (4 shards), then the judge's calls.
+    assert 10 <= len(paid) < 45, "killed mid-check"
     before, server.delay_seconds = len(server.requests), 0
     env["COLUMNS"] = "250"
     rerun = subprocess.run(command[:-1], env=env, capture_output=True, text=True, timeout=600)
@@ -193,7 +194,7 @@ def test_a_sigkilled_run_resends_no_journaled_call_and_finds_the_same(server, tm
     caption = " ".join(rerun.stdout.split())  # the summary's caption wraps to the table
     assert "decontaminate hits: vicuna80 3 (semantic: 5 close pairs, 3 judged the same" in caption
     resent = {json.dumps(r, sort_keys=True) for r in server.requests[before:]}
-    assert not resent & paid
+    assert resent and not resent & paid  # the rest was sent, nothing paid for twice
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     (stage,) = [s for s in manifest["stages"] if s["name"] == "decontaminate"]
     assert stage["rejected"] == {"contaminated": 3}
