@@ -73,9 +73,9 @@ def main() -> None:
     if args.skip_umap:
         clusters = cluster(vectors, args.clusters, 0)
         xy = np.random.default_rng(0).random((len(records), 2), dtype=np.float32)
-        layout = Layout(xy, clusters, cluster_labels(texts, clusters))
+        layout = Layout(xy, clusters, cluster_labels(firsts, clusters))
     else:
-        layout = lay_out(vectors, texts, args.clusters, 0)
+        layout = lay_out(vectors, firsts, args.clusters, 0)
     seconds = time.perf_counter() - began
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     data = MapData([r["id"] for r in records], vectors, texts, {"source": ["bench"] * len(texts)})

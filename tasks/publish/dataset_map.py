@@ -24,6 +24,6 @@ def build_map(out: Path, stage: str | None, clusters: int, seed: int, text_chars
     except NoVectors as exc:
         raise ConfigError(str(exc)) from None
     began = time.perf_counter()
-    layout = lay_out(data.vectors, data.texts, clusters, seed)
+    layout = lay_out(data.vectors, data.label_texts or data.texts, clusters, seed)
     log.info("map: %d points laid out in %.1f s", len(data.ids), time.perf_counter() - began)
     return write_map(out, data, layout, title=out.resolve().name)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from sftforge.tasks.steps.embed.step import record_text
 from sftforge.tasks.steps.embed.vectors import VECTORS_DIR, read_vectors
 
 KEPT = "kept"
@@ -26,6 +27,9 @@ class MapData:
     vectors: np.ndarray  # n x dimensions, float32
     texts: list[str]  # what the side panel shows (cut to the page's budget per record)
     columns: dict[str, list[str]] = field(default_factory=dict)  # name -> value per record
+    # What the cluster labels are made of: the prompts (user turns; instruction + input),
+    # which the vectors usually embed, not the answers' markup. Empty: `texts`.
+    label_texts: list[str] = field(default_factory=list)
 
 
 def embed_stages(out: Path) -> list[str]:
@@ -79,6 +83,7 @@ def load_map_data(out: Path, stage: str | None = None, text_chars: int = 600) ->
         raise NoVectors(f"{out}: stage {stage!r} wrote no vectors")
     wanted = {rid: i for i, rid in enumerate(ids)}
     texts = [""] * len(ids)
+    prompts = [""] * len(ids)
     columns: dict[str, list[str]] = {"source": [""] * len(ids)}
     seen: set[str] = set()
     for part in sorted((out / stage).glob("part-*.parquet")):
@@ -88,6 +93,7 @@ def load_map_data(out: Path, stage: str | None = None, text_chars: int = 600) ->
                 continue
             seen.add(row["id"])
             texts[i] = display_text(row, text_chars)
+            prompts[i] = record_text(row, "user")
             for name in ("source", "model", "dataset"):
                 if name in row:
                     columns.setdefault(name, [""] * len(ids))[i] = str(row[name] or "")
@@ -96,7 +102,7 @@ def load_map_data(out: Path, stage: str | None = None, text_chars: int = 600) ->
                 columns.setdefault("language", [""] * len(ids))[i] = str(meta["language_verdict"])
     rejected = fates(out)
     columns["fate"] = [rejected.get(rid, KEPT) for rid in ids]
-    data = MapData(ids, vectors, texts, columns)
+    data = MapData(ids, vectors, texts, columns, prompts)
     # Vectors of records the stage no longer holds (a part left by a run with more shards)
     # are not drawn.
     return _only(data, [i for i, rid in enumerate(ids) if rid in seen])
@@ -110,4 +116,5 @@ def _only(data: MapData, keep: list[int]) -> MapData:
         data.vectors[keep],
         [data.texts[i] for i in keep],
         {name: [values[i] for i in keep] for name, values in data.columns.items()},
+        [data.label_texts[i] for i in keep] if data.label_texts else [],
     )

@@ -215,3 +215,4 @@ def test_map_data_columns_come_from_the_records_and_their_fates(tmp_path) -> Non
     assert data.columns["language"] == ["en", "de", "en"]
     assert data.columns["fate"] == ["kept", "filter_model: model_not_allowed", "kept"]
     assert data.texts[0] == "[user]\nquest …"  # 12 characters, then the mark
+    assert data.label_texts == ["question 0", "question 1", "question 2"]  # the prompts
