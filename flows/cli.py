@@ -210,14 +210,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from sftforge.flows.show import show
 
-    return show(
-        Path(args.out),
-        stage=args.stage,
-        rejects=args.rejects,
-        reason=args.reason,
-        record_id=args.id,
-        limit=args.n,
-    )
+    options = {"stage": args.stage, "rejects": args.rejects, "reason": args.reason}
+    return show(Path(args.out), **options, record_id=args.id, limit=args.n)
 
 
 def cmd_steps(args: argparse.Namespace) -> int:
