@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sftforge.tasks.base.extras import require_extra
+from sftforge.tasks.steps.embed.vectors import unit_rows
 
 _WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
 # Words every cluster has: they would label every cluster the same.
@@ -32,11 +33,6 @@ class Layout:
     xy: np.ndarray  # n x 2, float32, in [0, 1]
     clusters: np.ndarray  # n, int
     labels: list[str]  # per cluster
-
-
-def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms == 0, 1, norms)
 
 
 def project(vectors: np.ndarray, seed: int, neighbours: int = 15) -> np.ndarray:

@@ -24,6 +24,7 @@ from sftforge.tasks.steps.augment.options import DEFAULT_PRICES, Price
 from sftforge.tasks.steps.benchmark_index import Item
 from sftforge.tasks.steps.embed.calls import api_session, embed_texts, run_calls
 from sftforge.tasks.steps.embed.step import EmbeddingApi
+from sftforge.tasks.steps.embed.vectors import unit_rows
 
 JUDGE_PROMPT = (
     "Here are a question from an evaluation benchmark and a text from a training set.\n\n"
@@ -102,11 +103,6 @@ def combine_semantic(parts: list[dict[str, Any]]) -> dict[str, Any] | None:
     return total
 
 
-def unit(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms == 0, 1, norms)
-
-
 class SemanticChecker:
     """In the flow's process only (it calls the API): never pickled to workers."""
 
@@ -121,7 +117,7 @@ class SemanticChecker:
         if done.failed:
             errors = ", ".join(f"{e} ({n})" for e, n in done.errors.items())
             raise SemanticCheckFailed(f"{done.failed} {what} could not be embedded: {errors}")
-        return unit(np.vstack([done.vectors[i] for i in range(len(texts))])), done.cost
+        return unit_rows(np.vstack([done.vectors[i] for i in range(len(texts))])), done.cost
 
     def benchmark_matrix(self) -> np.ndarray:
         """Every item's unit vector, embedded once per run (journaled across runs)."""
@@ -169,6 +165,7 @@ class SemanticChecker:
     ) -> tuple[list[str], float]:
         from sftforge.tasks.steps.augment.journal import call_key
         from sftforge.tasks.steps.augment.processor import CallFailed, CallSpec
+        from sftforge.tasks.steps.augment.tokens import estimate_tokens
 
         price = judge.prices.get(judge.model)
         config = self.options.embedding
@@ -182,7 +179,8 @@ class SemanticChecker:
                     "max_tokens": judge.max_tokens,
                     "temperature": 0,
                 }
-                spec = CallSpec(call_key(request, 0), request, len(prompt) // 3, judge.max_tokens)
+                tokens = estimate_tokens(prompt)
+                spec = CallSpec(call_key(request, 0), request, tokens, judge.max_tokens)
                 try:
                     return parse_answer((await session.processor.call(spec)).text)
                 except CallFailed as exc:

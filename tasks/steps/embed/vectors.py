@@ -44,3 +44,9 @@ def read_vectors(out: Path, stage: str) -> tuple[list[str], np.ndarray]:
         ids.extend(table.column("id").to_pylist())
         blocks.append(column.flatten().to_numpy().reshape(-1, width))
     return ids, np.vstack(blocks) if blocks else np.zeros((0, 0), np.float32)
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (zero rows stay zero): dot products are then cosines."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms == 0, 1, norms)
