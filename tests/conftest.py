@@ -66,3 +66,28 @@ def sample_jsonl(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("sample") / "sharegpt.jsonl"
     load_generator().write_jsonl(path, load_generator().generate(600, seed=7, flawed_share=0.3))
     return path
+
+
+@pytest.fixture(autouse=True)
+def _both_markdown_paths_agree(request, monkeypatch):
+    """In the html_to_markdown tests, every prose conversion runs both the lxml walk and the
+    BeautifulSoup reference and asserts they agree (tests/test_markdown_walk.py)."""
+    if request.module.__name__.rpartition(".")[2] != "test_html_to_markdown":
+        yield
+        return
+    from sftforge.tasks.steps import html_to_markdown as h2m
+
+    fast, reference = h2m.prose_markdown, h2m.prose_markdown_bs4
+
+    def both(value: str) -> str:
+        try:
+            expected = reference(value)
+        except Exception as exc:
+            with pytest.raises(type(exc)):
+                fast(value)
+            raise
+        assert fast(value) == expected, value
+        return expected
+
+    monkeypatch.setattr(h2m, "prose_markdown", both)
+    yield

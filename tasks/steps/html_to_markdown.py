@@ -2,14 +2,17 @@
 
 Keeps what FastChat's cleaner did right (fenced code with the language from the code
 header, no "Copy code" button text, no "N / N" regeneration counter, in user turns too: the
-ShareGPT extension glued an edit counter to them, "1 / 1How do…") and fixes what it got
-wrong: no backslash escapes in prose, code blocks byte-exact (blank lines and indentation
-kept), GFM tables, verbatim inline code, KaTeX as LaTeX, code blocks kept inside list items.
+ShareGPT extension glued an edit counter to them, "1 / 1How do…": edit_counter.py) and
+fixes what it got wrong: no backslash escapes in prose, code blocks byte-exact (blank lines
+and indentation kept), GFM tables, verbatim inline code, KaTeX as LaTeX, code blocks kept
+inside list items.
 
-Code blocks never go through BeautifulSoup: highlight.js wraps every token in a <span>,
-and parsing thousands of them is most of the cost of converting a coding answer. Each
-<pre> is cut out with a regular expression, its text recovered by dropping tags and
-unescaping entities, and a placeholder goes through markdownify in its place.
+The prose goes through markdown_walk.py (markdownify's walk over lxml parser events), or
+through BeautifulSoup + markdownify where the walk does not cover the markup. Code blocks
+go through neither: highlight.js wraps every token in a <span>, and parsing thousands of
+them was most of the cost of converting a coding answer. Each <pre> is cut out with a
+regular expression, its text recovered by dropping tags and unescaping entities, and a
+placeholder is converted in its place.
 """
 
 from __future__ import annotations
@@ -20,11 +23,14 @@ from functools import partial
 from typing import Any, ClassVar, Literal
 
 from bs4 import BeautifulSoup, NavigableString, Tag
+from lxml import etree
 from markdownify import ATX, MarkdownConverter
 
 from sftforge.schemas.steps import CONVERSATION, register_step
 from sftforge.tasks.base.outcome import Rejected
 from sftforge.tasks.base.step_protocol import RecordFn, RecordStep, StepContext
+from sftforge.tasks.steps import markdown_walk
+from sftforge.tasks.steps.edit_counter import strip_edit_counter
 
 _PRE = re.compile(r"<pre\b[^>]*>(.*?)</pre\s*>", re.S | re.I)
 _CODE = re.compile(r"<code\b([^>]*)>(.*?)</code\s*>", re.S | re.I)
@@ -38,10 +44,6 @@ _PLACEHOLDER_LINE = re.compile(r"^(?P<prefix>.*?)SFTFORGECODEBLOCK(?P<n>\d+)X[ \
 _PLACEHOLDER_ANY = re.compile(r"SFTFORGECODEBLOCK(\d+)X")
 _LIST_MARKER = re.compile(r"[-*+]|\d{1,9}[.)]")
 _REGENERATE = re.compile(r"^\s*\d+\s*/\s*\d+")
-# The ShareGPT extension wrote the edit counter ("2 / 3") glued to the start of a user turn
-# ("2 / 3Describe…"): only a counter directly followed by text is one, so a question about
-# "1 / 2 cups" keeps its fraction (see strip_edit_counter for text that starts with digits).
-_USER_COUNTER = re.compile(r"([1-9]\d*) / (\d+)")
 _COPY_CHARS = re.compile(r"Copy\d+ chars / \d+ words")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 # ChatGPT's answer wrapper: one block element that carries nothing Markdown needs.
@@ -162,6 +164,9 @@ _CONVERTER = _Converter(
 )
 
 
+_WALK = markdown_walk.MarkdownWalk(_CONVERTER, _PLACEHOLDER_ANY)
+
+
 def _tex(el: Any) -> str | None:
     note = el.find("annotation", attrs={"encoding": "application/x-tex"})
     if note is not None:
@@ -185,6 +190,25 @@ def _math_to_latex(soup: BeautifulSoup) -> None:
         if tex is not None:
             block = el.get("display") == "block"
             el.replace_with(NavigableString(f"$${tex}$$" if block else f"${tex}$"))
+
+
+def prose_markdown_bs4(value: str) -> str:
+    """The reference conversion: BeautifulSoup (lxml) + markdownify."""
+    soup = BeautifulSoup(value, "lxml", element_classes={Tag: _FastTag})
+    if "katex" in value or "<math" in value:
+        _math_to_latex(soup)
+    return _CONVERTER.convert_soup(soup)
+
+
+def prose_markdown(value: str) -> str:
+    """prose_markdown_bs4's output, from markdown_walk's lxml walk where it covers the markup."""
+    try:
+        document = markdown_walk.parse(value)
+        if "katex" in value or "<math" in value:
+            markdown_walk.replace_math(document, _tex)
+        return _WALK.convert(document)
+    except (markdown_walk.Unsupported, etree.LxmlError, RecursionError):
+        return prose_markdown_bs4(value)
 
 
 def _put_code_back(markdown: str, blocks: list[tuple[str, str]]) -> str:
@@ -222,11 +246,7 @@ def html_to_markdown(value: str, user: bool = False) -> str:
         if wrapped:
             value = wrapped.group(1)
         value, blocks = extract_code_blocks(value)
-        soup = BeautifulSoup(value, "lxml", element_classes={Tag: _FastTag})
-        if "katex" in value or "<math" in value:
-            _math_to_latex(soup)
-        text = _CONVERTER.convert_soup(soup)
-        text = _BLANK_RUNS.sub("\n\n", text)
+        text = _BLANK_RUNS.sub("\n\n", prose_markdown(value))
         if blocks:
             text = _put_code_back(text, blocks)
     text = _COPY_CHARS.sub("", text)
@@ -236,25 +256,6 @@ def html_to_markdown(value: str, user: bool = False) -> str:
     if noise:
         text = text[noise.end() :]
     return text.strip()
-
-
-def strip_edit_counter(text: str) -> str:
-    """A user turn without the extension's leading `N / M` edit counter (see _USER_COUNTER).
-
-    The text may itself start with digits ("1 / 1" + "3 ft = 36 in." reads "1 / 13 ft = 36
-    in."), so M is the shortest run of the digits that is at least N, and the counter counts
-    only if text follows it at once: counters count a few edits, and text that starts with a
-    number is common. ("1 / 12 apples" so loses "1 / 1": a fraction with a two-digit
-    denominator, spaced, at the very start of a turn is the rarer case.)"""
-    match = _USER_COUNTER.match(text)
-    if not match:
-        return text
-    n, digits = int(match.group(1)), match.group(2)
-    for end in range(1, len(digits) + 1):
-        if int(digits[:end]) >= n:
-            rest = text[match.start(2) + end :]
-            return rest if rest[:1].strip() else text
-    return text  # "3 / 2…": no version 3 of 2, so not a counter
 
 
 def convert_messages(record: dict[str, Any], roles: list[str]) -> dict[str, Any] | Rejected:
