@@ -19,6 +19,7 @@ byte on generated answers and on every HTML input of the html_to_markdown tests.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -42,6 +43,9 @@ _NOT_PORTED = frozenset({"script", "style", "template", "rt", "rp"})
 _PRESERVE = frozenset({"pre", "textarea"})  # bs4's preserve_whitespace_tags
 
 
+
+
+_PARSERS = threading.local()
 
 
 class Unsupported(Exception):
@@ -113,10 +117,15 @@ def parse(value: str) -> _Node:
     """The [document] node of `value`, built from the parser events bs4's lxml builder gets."""
     if value.startswith("\ufeff") or "<!" in value or "<?" in value:
         raise Unsupported("comment, doctype, processing instruction or BOM")
-    builder = _TreeBuilder()
-    parser = etree.HTMLParser(target=builder, recover=True, huge_tree=False)
-    parser.feed(value)
-    return parser.close()
+    parser = getattr(_PARSERS, "parser", None)
+    if parser is None:  # one per thread, reused: making one costs as much as a short answer
+        parser = _PARSERS.parser = etree.HTMLParser(target=_TreeBuilder(), recover=True)
+    try:
+        parser.feed(value)
+        return parser.close()
+    except BaseException:
+        _PARSERS.parser = None  # not to feed the next answer into this one's state
+        raise
 
 
 class _TreeBuilder:
@@ -125,6 +134,9 @@ class _TreeBuilder:
     keeps (text after a stray </html>, whitespace before the first tag, nesting past 255)."""
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
         self.document = _Node("[document]", {}, None)
         self.stack = [self.document]
         self.pending: list[str] = []
@@ -143,7 +155,7 @@ class _TreeBuilder:
         if tag in _NOT_PORTED:
             raise Unsupported(f"<{tag}>")
         parent = self.stack[-1]
-        node = _Node(tag, dict(attrib), parent)
+        node = _Node(tag, attrib, parent)
         node.index = len(parent.children)
         parent.children.append(node)
         self.stack.append(node)
@@ -152,8 +164,7 @@ class _TreeBuilder:
 
     def end(self, tag: str) -> None:
         self._end_data()
-        names = [node.name for node in self.stack[1:]]
-        if tag not in names:
+        if self.stack[-1].name != tag and all(node.name != tag for node in self.stack[1:]):
             return  # bs4 pops nothing for a tag that is not open
         while True:
             node = self.stack.pop()
@@ -176,7 +187,9 @@ class _TreeBuilder:
 
     def close(self) -> _Node:
         self._end_data()
-        return self.document
+        document = self.document
+        self._reset()  # the parser and this target are reused for the next answer
+        return document
 
 
 def replace_math(document: _Node, tex_of: Callable[[_Node], str | None]) -> None:
@@ -303,21 +316,22 @@ def _text(text: str, strip_before: bool, strip_after: bool, parent_tags: frozens
     return text
 
 
-def _split_newlines(string: str) -> tuple[str, str, str]:
-    """re_extract_newlines' groups: leading newlines, the rest, trailing newlines."""
-    lead = len(string) - len(string.lstrip("\n"))
-    if lead == len(string):
-        return string, "", ""
-    end = len(string.rstrip("\n"))
-    return string[:lead], string[lead:end], string[end:]
-
-
 def _collapse_newlines(strings: list[str]) -> list[str]:
+    """process_tag's newline collapsing at child boundaries: each string split into (leading
+    newlines, the rest, trailing newlines) as re_extract_newlines does."""
     collapsed = [""]
     for string in strings:
-        leading, content, trailing = _split_newlines(string)
+        if string[0] != "\n" and string[-1] != "\n":
+            collapsed.extend(["", string, ""])
+            continue
+        body = string.strip("\n")
+        if not body:
+            leading, trailing = string, ""
+        else:
+            start = len(string) - len(string.lstrip("\n"))
+            leading, trailing = string[:start], string[start + len(body) :]
         if collapsed[-1] and leading:
             previous = collapsed.pop()
             leading = "\n" * min(2, max(len(previous), len(leading)))
-        collapsed.extend([leading, content, trailing])
+        collapsed.extend([leading, body, trailing])
     return collapsed
