@@ -38,10 +38,12 @@ def _reject_constant(name: str) -> Any:
 
 DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 # orjson decodes a line several times faster, to the same value wherever it accepts the line,
-# except integers beyond 64 bits (it returns floats): lines with 19 digits in a row skip it.
+# except integers beyond 64 bits (it returns floats): lines with 19 digits in a row skip it
+# (found by mapping digits to "9" and the rest to " ": a regex scan was slower than json).
 # Whatever it refuses (NaN, lone surrogates, invalid UTF-8, a BOM, depth over 1024) goes to
 # `json`, whose error message the reject keeps.
-_LONG_DIGITS = re.compile(rb"\d{19}")
+_DIGITS_AS_9 = bytes(b"9"[0] if 48 <= i <= 57 else 32 for i in range(256))
+_LONG_DIGITS = b"9" * 19
 
 
 def parse_problem(exc: BaseException, with_position: bool = True) -> Problem:
@@ -120,7 +122,8 @@ _NOT_DECODED = object()
 def parse_line(line: bytes) -> tuple[Any, Problem | None]:
     """One JSON Lines line -> (value, None) or (None, the reason it is not a record)."""
     try:
-        value = orjson.loads(line) if _LONG_DIGITS.search(line) is None else _NOT_DECODED
+        long_digits = _LONG_DIGITS in line.translate(_DIGITS_AS_9)
+        value = _NOT_DECODED if long_digits else orjson.loads(line)
     except orjson.JSONDecodeError:
         value = _NOT_DECODED
     if value is _NOT_DECODED:
