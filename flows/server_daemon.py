@@ -35,6 +35,14 @@ def _idle_since(state: ServerState) -> float:
         return time.time()
 
 
+def _orphaned(state: ServerState) -> bool:
+    """No command can find this server any more: its SFTFORGE_HOME was deleted (a test's or a
+    benchmark's temporary one) or a newer server's record replaced its own. Without this it
+    would never be idle by its files, and run for ever."""
+    current = state.read_info()
+    return current is None or current.get("pid") != os.getpid()
+
+
 def _watch_idle(state: ServerState, server: object, stop: threading.Event) -> None:
     """Ask uvicorn to stop once nobody holds the in-use lock and the idle time has passed.
     The exclusive lock taken to check is kept while stopping: a command arriving then waits
@@ -42,6 +50,9 @@ def _watch_idle(state: ServerState, server: object, stop: threading.Event) -> No
     limit = idle_minutes() * 60
     with open(state.in_use, "a+") as handle:
         while not stop.wait(min(CHECK_SECONDS, max(limit / 4, 0.5))):
+            if _orphaned(state):
+                server.should_exit = True  # type: ignore[attr-defined]
+                return
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

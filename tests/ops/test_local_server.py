@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -132,6 +133,27 @@ def test_idle_server_stops_itself_unless_in_use(home) -> None:
     while sftforge(home, "server", "status").returncode == 0:
         assert time.monotonic() < deadline, "the idle server did not stop"
         time.sleep(1)
+
+
+def test_a_server_whose_home_is_deleted_stops(home) -> None:
+    """A temporary SFTFORGE_HOME (a benchmark's, a test's) removed under a running server:
+    no command can reach or stop it any more, so it stops itself."""
+    home["SFTFORGE_SERVER_IDLE_MINUTES"] = "0.05"  # checks every 0.75 s
+    assert sftforge(home, "server", "start").returncode == 0
+    pid = server_info(home)["pid"]
+    shutil.rmtree(Path(home["SFTFORGE_HOME"]))
+    deadline = time.monotonic() + 30
+    while _alive(pid):
+        assert time.monotonic() < deadline, "the orphaned server kept running"
+        time.sleep(0.5)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status  # a zombie has exited
 
 
 def test_prefect_api_url_wins(home) -> None:
