@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from sftforge.tasks.steps import html_to_markdown as h2m
-from sftforge.tasks.steps import markdown_walk
+from sftforge.tasks.steps import markdown_tree, markdown_walk
 from tests.conftest import load_generator
 
 REAL_HTML = Path(__file__).parent / "data" / "sharegpt_real_html.jsonl"
@@ -37,9 +37,9 @@ def outcome(convert: Any, value: str) -> tuple[str, str]:
 
 def walked(value: str) -> str:
     """markdown_walk alone (raises Unsupported where html_to_markdown falls back)."""
-    document = markdown_walk.parse(value)
+    document = markdown_tree.parse(value)
     if "katex" in value or "<math" in value:
-        markdown_walk.replace_math(document, h2m._tex)
+        markdown_tree.replace_math(document, h2m._tex)
     return h2m._WALK.convert(document)
 
 
@@ -51,7 +51,7 @@ def compare(values: list[str]) -> int:
         try:
             walked(value)
             covered += 1
-        except markdown_walk.Unsupported:
+        except markdown_tree.Unsupported:
             pass
     return covered
 
@@ -143,7 +143,7 @@ def test_parser_event_edge_cases_convert_identically_on_the_fast_path(value):
     '<video src="v.mp4">clip</video>',
 ])
 def test_markup_outside_the_port_falls_back_to_the_reference(value):
-    with pytest.raises(markdown_walk.Unsupported):
+    with pytest.raises(markdown_tree.Unsupported):
         walked(value)
     assert outcome(h2m.prose_markdown, value) == outcome(h2m.prose_markdown_bs4, value)
 

@@ -7,7 +7,7 @@ fixes what it got wrong: no backslash escapes in prose, code blocks byte-exact (
 and indentation kept), GFM tables, verbatim inline code, KaTeX as LaTeX, code blocks kept
 inside list items.
 
-The prose goes through markdown_walk.py (markdownify's walk over lxml parser events), or
+The prose goes through markdown_walk.py (markdownify's walk over markdown_tree.py's nodes), or
 through BeautifulSoup + markdownify where the walk does not cover the markup. Code blocks
 go through neither: highlight.js wraps every token in a <span>, and parsing thousands of
 them was most of the cost of converting a coding answer. Each <pre> is cut out with a
@@ -29,7 +29,7 @@ from markdownify import ATX, MarkdownConverter
 from sftforge.schemas.steps import CONVERSATION, register_step
 from sftforge.tasks.base.outcome import Rejected
 from sftforge.tasks.base.step_protocol import RecordFn, RecordStep, StepContext
-from sftforge.tasks.steps import markdown_walk
+from sftforge.tasks.steps import markdown_tree, markdown_walk
 from sftforge.tasks.steps.edit_counter import strip_edit_counter
 
 _PRE = re.compile(r"<pre\b[^>]*>(.*?)</pre\s*>", re.S | re.I)
@@ -203,11 +203,11 @@ def prose_markdown_bs4(value: str) -> str:
 def prose_markdown(value: str) -> str:
     """prose_markdown_bs4's output, from markdown_walk's lxml walk where it covers the markup."""
     try:
-        document = markdown_walk.parse(value)
+        document = markdown_tree.parse(value)
         if "katex" in value or "<math" in value:
-            markdown_walk.replace_math(document, _tex)
+            markdown_tree.replace_math(document, _tex)
         return _WALK.convert(document)
-    except (markdown_walk.Unsupported, etree.LxmlError, RecursionError):
+    except (markdown_tree.Unsupported, etree.LxmlError, RecursionError):
         return prose_markdown_bs4(value)
 
 
