@@ -69,6 +69,9 @@ def one_run(recipe: str, out: Path, env: dict[str, str]) -> dict[str, float]:
 
 def measure(mode: str, recipe: str, repeats: int, root: Path) -> list[dict[str, float]]:
     env = {**os.environ, "SFTFORGE_HOME": str(root / "home"), "PREFECT_HOME": str(root / "ph")}
+    # As a user's shell runs it: with Python's bytecode cache (some CI and sandbox shells set
+    # PYTHONDONTWRITEBYTECODE, and every command then compiles what it imports).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.pop("PREFECT_API_URL", None)
     if mode == "temporary":
         env["SFTFORGE_LOCAL_SERVER"] = "0"
