@@ -278,13 +278,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> NoReturn:
-    """The `sftforge` command: `main`, then an exit that skips the interpreter's teardown.
+    """`python -m sftforge.flows.cli`: the command in this process (the `sftforge` command
+    hands runs to the warm process when it can: warm_client.py)."""
+    exit_now(main())
 
-    Once Prefect, pandas and pyarrow are loaded, freeing every module object at exit costs
-    about 0.6 s of each command (measured by benchmarks/startup.py), and nothing is left to
-    do by then: the exit handlers still run (Prefect sends its last logs and events, logging
-    flushes), the output streams are flushed, every file sftforge wrote was closed."""
-    code = main()
+
+def exit_now(code: int) -> NoReturn:
+    """Exit without the interpreter's teardown: with Prefect, pandas and pyarrow loaded,
+    freeing every module costs about 0.6 s (benchmarks/startup.py). The exit handlers still
+    run (Prefect sends its last logs and events), the streams are flushed."""
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         # A closed pipe (`sftforge steps | head`): nothing left to tell it.

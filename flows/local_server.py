@@ -149,7 +149,7 @@ def use_local_server(announce: Callable[[str], None] = lambda line: None) -> str
     if os.environ.get("SFTFORGE_LOCAL_SERVER", "1") == "0":
         return ""  # Prefect's temporary server, started for this process and gone with it
     state = ServerState(server_dir())
-    _hold(state)
+    hold_local_server(state)
     with open(state.start_lock, "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one command starts it; the others wait and reuse
         info = running_server(state)
@@ -158,10 +158,20 @@ def use_local_server(announce: Callable[[str], None] = lambda line: None) -> str
             info = _start(state)
     url = str(info["url"])
     os.environ["PREFECT_API_URL"] = url
+    return url
+
+
+def hold_local_server(state: ServerState, held: IO[str] | None = None) -> None:
+    """This process uses the local server until it exits. `held`: the in-use lock, taken
+    already (the warm process takes it for each run it forks, before it checks that its
+    server still runs; it holds none itself, or the server would never go idle)."""
+    global _held
     import atexit
 
-    atexit.register(release)
-    return url
+    if _held is None:
+        atexit.register(release)
+        _held = held
+    _hold(state)
 
 
 def ui_url(api_url: str) -> str:

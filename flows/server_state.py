@@ -6,7 +6,9 @@
 - `in-use.lock`: held shared by each command while it talks to the server; the server stops
   itself only when it can take this lock exclusively (nobody uses it) for its idle time;
 - `last-used`: touched when a command lets go of the server (the idle clock starts there);
-- `server.log`: the server's own output.
+- `server.log`: the server's own output;
+- `warm.sock`, `warm.lock`, `warm.log`: the warm process beside the server (warm_process.py):
+  its socket, the lock it holds while it serves, and its log (one line per run it forked).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from typing import Any
 def server_dir() -> Path:
     home = os.environ.get("SFTFORGE_HOME") or Path.home() / ".sftforge"
     folder = Path(home) / "server"
-    folder.mkdir(parents=True, exist_ok=True)
+    # Private: the warm process's socket in it runs commands as this user.
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     return folder
 
 
@@ -48,6 +51,18 @@ class ServerState:
     @property
     def log(self) -> Path:
         return self.folder / "server.log"
+
+    @property
+    def warm_socket(self) -> Path:
+        return self.folder / "warm.sock"
+
+    @property
+    def warm_lock(self) -> Path:
+        return self.folder / "warm.lock"
+
+    @property
+    def warm_log(self) -> Path:
+        return self.folder / "warm.log"
 
     def read_info(self) -> dict[str, Any] | None:
         try:

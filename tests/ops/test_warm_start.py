@@ -1,0 +1,257 @@
+"""The warm process (#14 §2: fixed overhead of a second run), through the real `sftforge`
+command on the shared local server: a second run is forked from the warm process and writes
+the bytes an in-process run writes; a Ctrl-C, a SIGKILL of the command and a config error
+behave as they do in-process; another environment or changed code is never served by a
+stale process; the warm process goes with its server."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sftforge.flows import warm_client
+from tests.cli_support import one_line
+from tests.conftest import REPO, load_generator
+from tests.ops.ops_support import SFTFORGE
+
+RECORDS, SHARD = 600, 50
+
+
+def _default_sigint() -> None:
+    # In the child: SIGINT at its default, as in a terminal (a test runner's worker may
+    # ignore it, and an ignored SIGINT is inherited).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Its own SFTFORGE_HOME and PREFECT_HOME, no PREFECT_API_URL: the local server and the
+    warm process beside it, shared by this module's tests and stopped at the end."""
+    root = tmp_path_factory.mktemp("warm")
+    env = {**os.environ, "SFTFORGE_HOME": str(root / "home"), "PREFECT_HOME": str(root / "ph")}
+    env.pop("PREFECT_API_URL", None)
+    env.pop("SFTFORGE_WARM", None)
+    yield env
+    subprocess.run([SFTFORGE, "server", "stop"], env=env, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def dump(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("warm-data") / "dump.jsonl"
+    gen = load_generator()
+    gen.write_jsonl(path, gen.generate(RECORDS, seed=11, code_heavy=True, flawed_share=0.1))
+    return path
+
+
+def _command(dump: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        SFTFORGE,
+        "run",
+        "configs/sharegpt_clean.yaml",
+        "--input",
+        f"sharegpt={dump}",
+        "--out",
+        str(out),
+        "--set",
+        f"runner.shard_size={SHARD}",
+        "--set",
+        "runner.workers=2",
+        *extra,
+    ]
+
+
+def _run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _start(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    # Its own process group, like a job in a terminal: killpg is what the terminal's Ctrl-C does.
+    return subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+        preexec_fn=_default_sigint,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _warm_log(env: dict[str, str]) -> str:
+    path = Path(env["SFTFORGE_HOME"]) / "server" / "warm.log"
+    return path.read_text() if path.exists() else ""
+
+
+def _wait_for_log(env: dict[str, str], pattern: str, count: int = 1, timeout: float = 120) -> list:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.findall(pattern, _warm_log(env))
+        if len(found) >= count:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"no {count}× {pattern!r} in warm.log:\n{_warm_log(env)}")
+
+
+def _digests(out: Path) -> dict[str, str]:
+    files = [*out.glob("*.parquet"), *out.glob("export/**/*"), *out.glob("data/**/*")]
+    return {
+        str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(files)
+        if p.is_file()
+    }
+
+
+def _gone(pid: int, group: bool, wait: float = 10.0) -> bool:
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0) if group else os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _served_runs(env: dict[str, str]) -> list[str]:
+    return re.findall(r"run (\d+): sftforge run", _warm_log(env))
+
+
+@pytest.fixture(scope="module")
+def reference(home: dict[str, str], dump: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run in this process (SFTFORGE_WARM=0): the bytes every warm run must write."""
+    out = tmp_path_factory.mktemp("reference") / "out"
+    result = _run(_command(dump, out), {**home, "SFTFORGE_WARM": "0"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def test_warm_key_follows_code_and_environment(tmp_path: Path, monkeypatch) -> None:
+    package = tmp_path / "warmkeypkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "step.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(warm_client, "_PACKAGES", ("warmkeypkg",))
+    env = {"HOME": "/home/u", "PWD": "/a", "_": "/usr/bin/sftforge"}
+    key = warm_client.warm_key(env)
+    # What differs between two shell commands and nothing reads at import: the same key.
+    assert warm_client.warm_key({**env, "PWD": "/b", "_": "/x", "SHLVL": "3"}) == key
+    assert warm_client.warm_key({**env, "PREFECT_LOGGING_LEVEL": "DEBUG"}) != key
+    assert warm_client.warm_key({**env, "HOME": "/home/v"}) != key
+    stat = (package / "step.py").stat()
+    os.utime(package / "step.py", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert warm_client.warm_key(env) != key  # an edited module: a new warm process
+
+
+def test_warm_eligible_only_for_runs_on_the_local_server(monkeypatch) -> None:
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("PREFECT_PROFILES_PATH", "/nonexistent/profiles.toml")
+    env: dict[str, str] = {}
+    assert warm_client.warm_eligible(["run", "c.yaml"], env)
+    assert warm_client.warm_eligible(["backfill", "c.yaml"], env)
+    assert not warm_client.warm_eligible(["validate", "c.yaml"], env)
+    assert not warm_client.warm_eligible(["run", "c.yaml", "--verbose"], env)
+    assert not warm_client.warm_eligible(["run", "c.yaml"], {"SFTFORGE_WARM": "0"})
+    assert not warm_client.warm_eligible(["run", "c.yaml"], {"SFTFORGE_LOCAL_SERVER": "0"})
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    assert not warm_client.warm_eligible(["run", "c.yaml"], env)
+
+
+def test_second_run_is_forked_warm_and_writes_the_same_bytes(
+    home: dict[str, str], dump: Path, reference: Path, tmp_path: Path
+) -> None:
+    _wait_for_log(home, r"ready in")  # started after the reference run, in the background
+    result = _run(_command(dump, tmp_path / "warm"), home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(_served_runs(home)) == 1, _warm_log(home)
+    assert result.stderr.splitlines()[0].startswith("sftforge: run configs/sharegpt_clean.yaml")
+    assert "Traceback" not in result.stderr
+    assert "read" in result.stdout  # the summary table, on the command's own stdout
+    assert _digests(tmp_path / "warm") and _digests(tmp_path / "warm") == _digests(reference)
+    _wait_for_log(home, r"run \d+: exit 0")
+
+
+def test_a_config_error_through_the_warm_process_is_one_line_exit_2(
+    home: dict[str, str], dump: Path, reference: Path, tmp_path: Path
+) -> None:
+    _wait_for_log(home, r"ready in")
+    served = len(_served_runs(home))
+    result = _run(_command(dump, tmp_path / "bad", "--set", "runner.shard_sise=5"), home)
+    assert "shard_sise" in one_line(result, 2)
+    assert len(_served_runs(home)) == served + 1  # it was the warm process's fork that said so
+
+
+def test_ctrl_c_and_sigkill_of_a_warm_run_then_reruns_match(
+    home: dict[str, str], dump: Path, reference: Path, tmp_path: Path
+) -> None:
+    _wait_for_log(home, r"ready in")
+    for send in (signal.SIGINT, signal.SIGKILL):
+        out = tmp_path / send.name
+        served = len(_served_runs(home))
+        proc = _start(_command(dump, out), home)
+        run_pid = int(_wait_for_log(home, r"run (\d+): sftforge run", served + 1)[-1])
+        state = out / ".sftforge" / "state" / "html_to_markdown"
+        deadline = time.monotonic() + 300
+        while not list(state.glob("part-*.json")) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.02)
+        began = time.monotonic()
+        os.killpg(proc.pid, send)  # the terminal's Ctrl-C; or the command killed outright
+        _, err = proc.communicate(timeout=120)
+        assert _gone(run_pid, group=True), f"the run's processes outlived {send.name}"
+        seconds = time.monotonic() - began
+        if send == signal.SIGINT:
+            assert proc.returncode == 130, err
+            last = err.strip().splitlines()[-1]
+            assert last.startswith("sftforge: Ctrl-C: stopped after"), last
+            assert "Rerun the same command to resume." in last
+            assert "Traceback" not in err
+        else:
+            assert proc.returncode == -signal.SIGKILL
+            _wait_for_log(home, rf"run {run_pid}: its command is gone")
+        assert seconds < 30, (send.name, seconds)
+        assert not (out / "manifest.json").exists()
+        assert len(list(state.glob("part-*.json"))) < RECORDS // SHARD
+        rerun = _run(_command(dump, out), home)
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        assert _digests(out) == _digests(reference)
+
+
+def test_another_environment_is_never_served_by_a_stale_warm_process(
+    home: dict[str, str], dump: Path, reference: Path, tmp_path: Path
+) -> None:
+    ready = len(_wait_for_log(home, r"ready in"))
+    served = len(_served_runs(home))
+    other = {**home, "SFTFORGE_TEST_MARK": "other"}
+    result = _run(_command(dump, tmp_path / "other"), other)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "stale" in _warm_log(home) and len(_served_runs(home)) == served  # ran itself
+    assert _digests(tmp_path / "other") == _digests(reference)
+    # It started a warm process of its own environment, which serves the next such command.
+    _wait_for_log(home, r"ready in", ready + 1)
+    again = _run(_command(dump, tmp_path / "other-2"), other)
+    assert again.returncode == 0 and len(_served_runs(home)) == served + 1, _warm_log(home)
+
+
+def test_the_warm_process_goes_with_its_server(home: dict[str, str], reference: Path) -> None:
+    pid = int(_wait_for_log(home, r"pid (\d+): ready in")[-1])
+    assert os.path.exists(f"/proc/{pid}")
+    stopped = _run([SFTFORGE, "server", "stop"], home)
+    assert stopped.returncode == 0 and stopped.stdout.strip() == "stopped"
+    assert _gone(pid, group=False), _warm_log(home)
+    assert not (Path(home["SFTFORGE_HOME"]) / "server" / "warm.sock").exists()
+    status = _run([SFTFORGE, "server", "status"], home)
+    assert status.returncode == 3, status.stdout
+
+
+if sys.platform != "linux":  # fork, SO_PEERCRED and /proc: the warm process is Linux's
+    pytestmark = pytest.mark.skip("the warm process runs on Linux only")
