@@ -1,20 +1,23 @@
-"""Fixed overhead of `sftforge run`: command wall minus flow wall, shared server vs temporary.
+"""Fixed overhead of `sftforge run`: command wall minus flow wall, warm vs shared vs temporary.
 
     python benchmarks/startup.py [--repeats 5] [--recipe configs/demo.yaml]
 
-For each mode, one warm-up run (it starts the shared server, or fills the OS's file cache),
-then --repeats runs of `sftforge run RECIPE --out TMP --quiet` into a fresh directory each,
-timed from the parent: command wall, the manifest's flow wall (`wall_seconds`: inside the
-flow), their difference (the fixed overhead: interpreter start, imports, recipe checks, the
-Prefect server and the flow run's bookkeeping), and the time to the command's first line on
-stderr (run without --quiet for that). Modes:
+For each mode, one warm-up run (it starts the shared server and the warm process, or fills
+the OS's file cache), then --repeats runs of the installed `sftforge run RECIPE --out TMP`
+into a fresh directory each, timed from the parent: command wall, the manifest's flow wall
+(`wall_seconds`: inside the flow), their difference (the fixed overhead: interpreter start,
+imports, recipe checks, the Prefect server and the flow run's bookkeeping), and the time to
+the command's first line on stderr. Modes:
 
-* shared: the local Prefect server sftforge keeps between runs (the default);
-* temporary: `SFTFORGE_LOCAL_SERVER=0`, Prefect's own default of a temporary server per run
-  (what every run did before the shared server).
+* warm: the default; the shared local server, and runs forked from the warm process beside
+  it (flows/warm_process.py). The runs start once the warm-up's warm process is ready
+  (about 4 s after the warm-up ends; a command arriving sooner waits for it);
+* shared: `SFTFORGE_WARM=0`, the shared server, each command importing everything itself;
+* temporary: also `SFTFORGE_LOCAL_SERVER=0`, Prefect's own default of a temporary server
+  per run (what every run did before the shared server).
 
-A fresh SFTFORGE_HOME and PREFECT_HOME are used, and the shared server is stopped at the end.
-Medians are printed; nothing passes or fails on time.
+A fresh SFTFORGE_HOME and PREFECT_HOME are used per mode, and its server is stopped at the
+end. Medians are printed; nothing passes or fails on time.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SFTFORGE = [sys.executable, "-m", "sftforge.flows.cli"]
+# The console script a user runs (flows/warm_client.py), from this interpreter's environment.
+SFTFORGE = [str(Path(sys.executable).parent / "sftforge")]
+MODES = ("warm", "shared", "temporary")
 
 
 def one_run(recipe: str, out: Path, env: dict[str, str]) -> dict[str, float]:
@@ -67,12 +72,25 @@ def one_run(recipe: str, out: Path, env: dict[str, str]) -> dict[str, float]:
     return {"command": command, "flow": flow, "overhead": command - flow, "first": first}
 
 
+def wait_ready(log: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while "ready in" not in (log.read_text() if log.exists() else ""):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the warm process did not start: {log}")
+        time.sleep(0.1)
+    print("  " + log.read_text().strip().splitlines()[-1])
+
+
 def measure(mode: str, recipe: str, repeats: int, root: Path) -> list[dict[str, float]]:
-    env = {**os.environ, "SFTFORGE_HOME": str(root / "home"), "PREFECT_HOME": str(root / "ph")}
+    home = root / mode
+    env = {**os.environ, "SFTFORGE_HOME": str(home / "home"), "PREFECT_HOME": str(home / "ph")}
     # As a user's shell runs it: with Python's bytecode cache (some CI and sandbox shells set
     # PYTHONDONTWRITEBYTECODE, and every command then compiles what it imports).
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.pop("PREFECT_API_URL", None)
+    env.pop("SFTFORGE_WARM", None)
+    if mode != "warm":
+        env["SFTFORGE_WARM"] = "0"
     if mode == "temporary":
         env["SFTFORGE_LOCAL_SERVER"] = "0"
     runs = []
@@ -80,10 +98,12 @@ def measure(mode: str, recipe: str, repeats: int, root: Path) -> list[dict[str, 
         out = root / f"{mode}-{i}"
         result = one_run(recipe, out, env)
         shutil.rmtree(out)
+        if mode == "warm" and i == 0:
+            wait_ready(home / "home" / "server" / "warm.log")
         if i:  # the first is the warm-up
             runs.append(result)
             print(f"  {mode} run {i}: " + ", ".join(f"{k} {v:.2f} s" for k, v in result.items()))
-    if mode == "shared":
+    if mode != "temporary":
         subprocess.run([*SFTFORGE, "server", "stop"], env=env, cwd=REPO, check=False)
     return runs
 
@@ -96,7 +116,7 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()}")
     root = Path(tempfile.mkdtemp(prefix="sftforge-startup-"))
     try:
-        results = {m: measure(m, args.recipe, args.repeats, root) for m in ("shared", "temporary")}
+        results = {m: measure(m, args.recipe, args.repeats, root) for m in MODES}
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"load average after: {os.getloadavg()}")

@@ -36,7 +36,7 @@ from sftforge.flows.server_state import ServerState, server_dir
 
 WARM_COMMANDS = ("run", "backfill")
 # What differs from one shell command to the next and nothing reads at import.
-_VOLATILE = frozenset({"_", "OLDPWD", "PWD", "SHLVL", "COLUMNS", "LINES"})
+VOLATILE_ENV = frozenset({"_", "OLDPWD", "PWD", "SHLVL", "COLUMNS", "LINES"})
 _PACKAGES = ("sftforge", "sftforge.flows", "sftforge.tasks", "sftforge.schemas")
 _RELAYED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH)
 
@@ -58,7 +58,7 @@ def warm_key(env: Mapping[str, str]) -> str:
                 with contextlib.suppress(OSError):
                     stat = path.stat()
                     digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
-    for name in sorted(set(env) - _VOLATILE):
+    for name in sorted(set(env) - VOLATILE_ENV):
         digest.update(f"{name}={env[name]}\0".encode())
     return digest.hexdigest()
 

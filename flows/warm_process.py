@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import IO, Any, NoReturn
 
 from sftforge.flows.server_state import ServerState, server_dir
-from sftforge.flows.warm_client import warm_key
+from sftforge.flows.warm_client import VOLATILE_ENV, warm_key
 
 POLL_SECONDS = 1.0
 REQUEST_TIMEOUT_SECONDS = 10.0
@@ -64,6 +64,7 @@ class WarmProcess:
     def __init__(self, state: ServerState, key: str) -> None:
         self.state = state
         self.key = key
+        self.env = dict(os.environ)  # as started, before Prefect's defaults are set
         self.server = state.read_info() or {}
         self.listener: socket.socket | None = None
         self.socket_inode = 0  # of the socket file it made (another may replace it)
@@ -122,8 +123,9 @@ class WarmProcess:
         # exclusively): the fork inherits it, and the server cannot go meanwhile.
         held = open(self.state.in_use, "a+")  # noqa: SIM115 - the fork keeps it open
         fcntl.flock(held, fcntl.LOCK_SH)
-        if request.get("key") != self.key or not self.fits():
-            _log("a request from another environment or code, or its server is gone: stale")
+        stale = self.stale(request)
+        if stale:
+            _log(f"stale ({stale}): stops taking runs; the command runs itself")
             held.close()
             self.reply(conn, "stale")
             conn.close()
@@ -141,6 +143,19 @@ class WarmProcess:
         self.runs[pid] = conn
         _log(f"run {pid}: sftforge {' '.join(request['argv'])} (in {request['cwd']})")
         self.reply(conn, f"pid {pid}")
+
+    def stale(self, request: dict[str, Any]) -> str:
+        """Why this process must not run the request ("" if it may), for its log."""
+        if not self.fits():
+            return "its server is gone"
+        if request.get("key") == self.key:
+            return ""
+        env: dict[str, str] = request.get("env", {})
+        names = {*env, *self.env} - VOLATILE_ENV
+        differ = sorted(n for n in names if env.get(n) != self.env.get(n))
+        if differ:
+            return f"another environment: {', '.join(differ[:5])}"
+        return "another interpreter, installed packages or sftforge code"
 
     def receive(self, conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
         conn.settimeout(REQUEST_TIMEOUT_SECONDS)
