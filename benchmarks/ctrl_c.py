@@ -8,8 +8,11 @@ directory in its own process group (a terminal job), waits until html_to_markdow
 its first shard, then sends SIGINT to the whole group, as a terminal's Ctrl-C does (or, with
 --signal TERM, SIGTERM to the main process alone), and times the exit. It prints the exit
 code, the seconds to exit, the lines printed after the signal, and whether any process of
-the group outlived the command; then the median. The runs use the shared local Prefect server
-(started by a warm-up run in a fresh SFTFORGE_HOME, stopped at the end).
+the group outlived the command (and, for a run forked by the warm process, of the run's own
+group); then the median. The runs use the installed `sftforge` command and the shared local
+Prefect server in a fresh SFTFORGE_HOME (`sftforge server start`, which also starts the warm
+process; stopped at the end). `--mode in-process` sets SFTFORGE_WARM=0: each command runs
+the flow itself, as before the warm process.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -27,7 +31,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SFTFORGE = [sys.executable, "-m", "sftforge.flows.cli"]
+SFTFORGE = [str(Path(sys.executable).parent / "sftforge")]
+READY_SECONDS = 60.0
 
 
 def _default_sigint() -> None:
@@ -51,6 +56,16 @@ def group_alive(pgid: int) -> list[str]:
         ["ps", "-o", "stat=,pid=,args=", "-g", str(pgid)], capture_output=True, text=True
     ).stdout.splitlines()
     return [line.strip()[:100] for line in listing if line.strip() and line.split()[0][0] != "Z"]
+
+
+def warm_log(env: dict[str, str]) -> str:
+    path = Path(env["SFTFORGE_HOME"]) / "server" / "warm.log"
+    return path.read_text() if path.exists() else ""
+
+
+def warm_runs(env: dict[str, str]) -> list[int]:
+    """The pids of the runs the warm process forked, in order."""
+    return [int(pid) for pid in re.findall(r"run (\d+): sftforge", warm_log(env))]
 
 
 def one(data: Path, out: Path, env: dict[str, str], sig: signal.Signals) -> dict:
@@ -77,10 +92,11 @@ def one(data: Path, out: Path, env: dict[str, str], sig: signal.Signals) -> dict
         proc.send_signal(sig)
     _, err = proc.communicate()
     seconds = time.monotonic() - began
-    left = group_alive(proc.pid)
+    groups = [proc.pid, *warm_runs(env)[-1:]]  # a warm run's own group too
+    left = [p for g in groups for p in group_alive(g)]
     while left and time.monotonic() - began < 30:
         time.sleep(0.05)
-        left = group_alive(proc.pid)
+        left = [p for g in groups for p in group_alive(g)]
     group_seconds = time.monotonic() - began
     tail = [line for line in err.splitlines() if line.strip() and not line.startswith("[")]
     return {
@@ -98,16 +114,23 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--records", type=int, default=20000)
     parser.add_argument("--signal", choices=["INT", "TERM"], default="INT")
+    parser.add_argument("--mode", choices=["warm", "in-process"], default="warm")
     args = parser.parse_args()
     sig = signal.SIGINT if args.signal == "INT" else signal.SIGTERM
     root = Path(tempfile.mkdtemp(prefix="sftforge-ctrlc-"))
     env = {**os.environ, "SFTFORGE_HOME": str(root / "home"), "PREFECT_HOME": str(root / "ph")}
     env.pop("PREFECT_API_URL", None)
+    env["SFTFORGE_WARM"] = "1" if args.mode == "warm" else "0"
     try:
         data = root / "dump.jsonl"
         make_input(data, args.records)
         subprocess.run([*SFTFORGE, "server", "start"], env=env, cwd=REPO, check=True)
-        print(f"load average before: {os.getloadavg()}")
+        deadline = time.monotonic() + READY_SECONDS
+        while args.mode == "warm" and "ready in" not in warm_log(env):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the warm process did not start:\n{warm_log(env)}")
+            time.sleep(0.1)
+        print(f"mode: {args.mode}; load average before: {os.getloadavg()}")
         results = []
         for i in range(args.repeats):
             result = one(data, root / f"out-{i}", env, sig)
@@ -120,6 +143,8 @@ def main() -> None:
             )
             shutil.rmtree(root / f"out-{i}")
         print(f"load average after: {os.getloadavg()}")
+        if args.mode == "warm":
+            assert len(warm_runs(env)) == args.repeats, warm_log(env)  # all forked warm
         print(
             f"median seconds from SIG{args.signal} to exit over {args.repeats} runs: "
             f"{statistics.median(r['seconds'] for r in results):.2f}"

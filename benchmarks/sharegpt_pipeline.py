@@ -301,8 +301,10 @@ def cpu_seconds() -> tuple[float, float]:
     """
     t = psutil.cpu_times()
     machine = t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
-    ours = sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
-               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    ours = sum(
+        resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
     return machine, ours
 
 
@@ -366,13 +368,24 @@ def sftforge_executable() -> list[str]:
 
 
 def sftforge_command(jsonl: str, out: Path, workers: int, one_core: bool) -> list[str]:
-    cmd = [*sftforge_executable(), "run", str(RECIPE), "--input", f"sharegpt={jsonl}",
-           "--out", str(out), "--quiet", "--set", f"runner.workers={workers}"]
+    cmd = [
+        *sftforge_executable(),
+        "run",
+        str(RECIPE),
+        "--input",
+        f"sharegpt={jsonl}",
+        "--out",
+        str(out),
+        "--quiet",
+        "--set",
+        f"runner.workers={workers}",
+    ]
     return ["taskset", "-c", "0", *cmd] if one_core else cmd
 
 
-def run_sftforge(jsonl: str, work: Path, label: str, index: int, workers: int,
-                 one_core: bool, keep: bool) -> SftforgeRun:
+def run_sftforge(
+    jsonl: str, work: Path, label: str, index: int, workers: int, one_core: bool, keep: bool
+) -> SftforgeRun:
     out = work / f"{label}-{index}"
     shutil.rmtree(out, ignore_errors=True)
     cmd = sftforge_command(jsonl, out, workers, one_core)
@@ -381,8 +394,14 @@ def run_sftforge(jsonl: str, work: Path, label: str, index: int, workers: int,
     manifest = json.loads((out / "manifest.json").read_text())
     if not keep:
         shutil.rmtree(out, ignore_errors=True)
-    return SftforgeRun(run.seconds, manifest["wall_seconds"], run.usage, manifest["stages"],
-                       manifest["workers"], run.other_cpu_cores)
+    return SftforgeRun(
+        run.seconds,
+        manifest["wall_seconds"],
+        run.usage,
+        manifest["stages"],
+        manifest["workers"],
+        run.other_cpu_cores,
+    )
 
 
 # ---------------------------------------------------------------- FastChat
@@ -415,8 +434,9 @@ def cpu_list(cores: int) -> str:
     return "0" if cores == 1 else f"0-{cores - 1}"
 
 
-def run_fastchat(python: Path, json_list: str, work: Path, cores: int, index: int,
-                 keep: bool) -> CommandRun:
+def run_fastchat(
+    python: Path, json_list: str, work: Path, cores: int, index: int, keep: bool
+) -> CommandRun:
     out = work / f"fastchat-{cores}c-{index}.json"
     cmd = [str(python), "-m", "fastchat.data.clean_sharegpt", "--in", json_list, "--out", str(out)]
     if cores < (os.cpu_count() or 1):
@@ -446,10 +466,12 @@ def usage_summary(usages: list[TreeUsage]) -> dict[str, Any]:
         "peak_total_rss_mb": median(u.rss_total / MB for u in usages),
         "peak_single_rss_mb": median(u.rss_single / MB for u in usages),
         "peak_total_pss_mb": median(u.pss_total / MB for u in usages),
-        "peak_rss_by_role_mb": {r: median(u.rss_by_role.get(r, 0) / MB for u in usages)
-                                for r in roles},
-        "cpu_seconds_by_role": {r: median(u.cpu_seconds_by_role.get(r, 0.0) for u in usages)
-                                for r in roles},
+        "peak_rss_by_role_mb": {
+            r: median(u.rss_by_role.get(r, 0) / MB for u in usages) for r in roles
+        },
+        "cpu_seconds_by_role": {
+            r: median(u.cpu_seconds_by_role.get(r, 0.0) for u in usages) for r in roles
+        },
     }
 
 
@@ -461,19 +483,27 @@ def stage_summary(runs: list[SftforgeRun]) -> list[dict[str, Any]]:
         # stage names are the step types in sharegpt_clean (no `name:` overrides); record steps
         # run in the pool, the read stage and whole-input passes in the flow's process
         step = step_class(stage["name"])
-        pooled = workers > 1 and stage["name"] != READ_STAGE and isinstance(step, type) and (
-            issubclass(step, RecordStep)
+        pooled = (
+            workers > 1
+            and stage["name"] != READ_STAGE
+            and isinstance(step, type)
+            and (issubclass(step, RecordStep))
         )
-        rows.append({
-            "stage": stage["name"],
-            "in": stage["in"],
-            "out": stage["out"],
-            "seconds": seconds,
-            "where": f"pool of {workers}" if pooled else "flow process",
-            "conv_per_s": median_or_none(r.stages[i]["in"] / r.stages[i]["seconds"]
-                                         for r in runs if r.stages[i]["seconds"]),
-            "approx_wall_seconds": seconds / workers if pooled else seconds,
-        })
+        rows.append(
+            {
+                "stage": stage["name"],
+                "in": stage["in"],
+                "out": stage["out"],
+                "seconds": seconds,
+                "where": f"pool of {workers}" if pooled else "flow process",
+                "conv_per_s": median_or_none(
+                    r.stages[i]["in"] / r.stages[i]["seconds"]
+                    for r in runs
+                    if r.stages[i]["seconds"]
+                ),
+                "approx_wall_seconds": seconds / workers if pooled else seconds,
+            }
+        )
     return rows
 
 
@@ -502,8 +532,10 @@ def fastchat_summary(runs: list[CommandRun], records: int, cores: int) -> dict[s
         "conv_per_s": median(records / r.seconds for r in runs),
         **usage_summary([r.usage for r in runs]),
         "other_cpu_cores": median(r.other_cpu_cores for r in runs),
-        "runs": [{"seconds": r.seconds, "usage": asdict(r.usage),
-                  "other_cpu_cores": r.other_cpu_cores} for r in runs],
+        "runs": [
+            {"seconds": r.seconds, "usage": asdict(r.usage), "other_cpu_cores": r.other_cpu_cores}
+            for r in runs
+        ],
     }
 
 
@@ -513,20 +545,32 @@ def fastchat_summary(runs: list[CommandRun], records: int, cores: int) -> dict[s
 def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     print(f"\n{title}")
-    print("  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(
-        zip(header, widths, strict=True))))
+    print(
+        "  ".join(
+            h.ljust(w) if i == 0 else h.rjust(w)
+            for i, (h, w) in enumerate(zip(header, widths, strict=True))
+        )
+    )
     for row in rows:
-        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(
-            zip(row, widths, strict=True))))
+        print(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
 
 
 def print_input(info: InputInfo) -> None:
-    print(f"\ninput: {info.records} JSONL lines for sftforge ({info.not_json_lines} not JSON), "
-          f"average answer {info.answer_kb:.2f} KB ({info.answers} answers)")
+    print(
+        f"\ninput: {info.records} JSONL lines for sftforge ({info.not_json_lines} not JSON), "
+        f"average answer {info.answer_kb:.2f} KB ({info.answers} answers)"
+    )
     if info.json_list:
-        print(f"       {info.fastchat_records} records in the JSON list for FastChat: left out "
-              f"{info.not_json_lines} non-JSON lines and {info.unreadable_for_fastchat} records "
-              "its cleaner raises on (no conversations list / non-string turn)")
+        print(
+            f"       {info.fastchat_records} records in the JSON list for FastChat: left out "
+            f"{info.not_json_lines} non-JSON lines and {info.unreadable_for_fastchat} records "
+            "its cleaner raises on (no conversations list / non-string turn)"
+        )
 
 
 def fmt_mb(value: float) -> str:
@@ -537,31 +581,62 @@ def print_sftforge(label: str, s: dict[str, Any], repeats: int) -> None:
     print_table(
         f"{label}: {s['workers']} worker(s), median of {repeats}",
         ["end to end", "seconds", "conv/s"],
-        [["by flow wall (manifest wall_seconds)", f"{s['flow_seconds']:.2f}",
-          f"{s['conv_per_s_flow']:,.0f}"],
-         ["by command wall (incl. imports + Prefect server)", f"{s['command_seconds']:.2f}",
-          f"{s['conv_per_s_command']:,.0f}"],
-         ["  of which outside the flow (startup)", f"{s['startup_seconds']:.2f}", ""]],
+        [
+            [
+                "by flow wall (manifest wall_seconds)",
+                f"{s['flow_seconds']:.2f}",
+                f"{s['conv_per_s_flow']:,.0f}",
+            ],
+            [
+                "by command wall (incl. imports + Prefect server)",
+                f"{s['command_seconds']:.2f}",
+                f"{s['conv_per_s_command']:,.0f}",
+            ],
+            ["  of which outside the flow (startup)", f"{s['startup_seconds']:.2f}", ""],
+        ],
     )
-    rows = [[st["stage"], st["where"], str(st["in"]), str(st["out"]), f"{st['seconds']:.2f}",
-             "-" if st["conv_per_s"] is None else f"{st['conv_per_s']:,.0f}",
-             f"{st['approx_wall_seconds']:.2f}"] for st in s["stages"]]
-    rows.append(["(outputs, manifest, scheduling)", "flow process", "", "", "", "",
-                 f"{s['unaccounted_flow_seconds']:.2f}"])
-    print_table("per stage (conv/s = in / work seconds; for pooled stages: per worker)",
-                ["stage", "runs in", "in", "out", "work s", "conv/s", "~wall s"], rows)
+    rows = [
+        [
+            st["stage"],
+            st["where"],
+            str(st["in"]),
+            str(st["out"]),
+            f"{st['seconds']:.2f}",
+            "-" if st["conv_per_s"] is None else f"{st['conv_per_s']:,.0f}",
+            f"{st['approx_wall_seconds']:.2f}",
+        ]
+        for st in s["stages"]
+    ]
+    rows.append(
+        [
+            "(outputs, manifest, scheduling)",
+            "flow process",
+            "",
+            "",
+            "",
+            "",
+            f"{s['unaccounted_flow_seconds']:.2f}",
+        ]
+    )
+    print_table(
+        "per stage (conv/s = in / work seconds; for pooled stages: per worker)",
+        ["stage", "runs in", "in", "out", "work s", "conv/s", "~wall s"],
+        rows,
+    )
     print_memory(s)
     print(f"other processes on the machine kept {s['other_cpu_cores']:.2f} cores busy meanwhile")
 
 
 def print_memory(s: dict[str, Any]) -> None:
-    roles = ", ".join(f"{role} {fmt_mb(mb)}" for role, mb in s["peak_rss_by_role_mb"].items()
-                      if mb)
-    print(f"peak RSS: total {fmt_mb(s['peak_total_rss_mb'])}, single process "
-          f"{fmt_mb(s['peak_single_rss_mb'])} (peaks by role: {roles}); "
-          f"peak total PSS {fmt_mb(s['peak_total_pss_mb'])}")
-    cpu = ", ".join(f"{role} {sec:.1f}" for role, sec in s["cpu_seconds_by_role"].items()
-                    if sec >= 0.05)
+    roles = ", ".join(f"{role} {fmt_mb(mb)}" for role, mb in s["peak_rss_by_role_mb"].items() if mb)
+    print(
+        f"peak RSS: total {fmt_mb(s['peak_total_rss_mb'])}, single process "
+        f"{fmt_mb(s['peak_single_rss_mb'])} (peaks by role: {roles}); "
+        f"peak total PSS {fmt_mb(s['peak_total_pss_mb'])}"
+    )
+    cpu = ", ".join(
+        f"{role} {sec:.1f}" for role, sec in s["cpu_seconds_by_role"].items() if sec >= 0.05
+    )
     print(f"CPU seconds by role (whole command): {cpu}")
 
 
@@ -570,13 +645,30 @@ def print_fastchat(results: dict[str, Any], repeats: int) -> None:
     for key in ("fastchat_1_core", "fastchat_all_cores"):
         if key in results:
             f = results[key]
-            rows.append([f"{f['cores']} core(s)", f"{f['command_seconds']:.2f}",
-                         f"{f['conv_per_s']:,.0f}", fmt_mb(f["peak_total_rss_mb"]),
-                         fmt_mb(f["peak_single_rss_mb"]), fmt_mb(f["peak_total_pss_mb"]),
-                         f"{f['other_cpu_cores']:.2f}"])
-    print_table(f"FastChat clean_sharegpt.py (fschat 0.2.36), median of {repeats}",
-                ["cores", "seconds", "conv/s", "peak RSS total", "peak RSS single",
-                 "peak PSS total", "other load (cores)"], rows)
+            rows.append(
+                [
+                    f"{f['cores']} core(s)",
+                    f"{f['command_seconds']:.2f}",
+                    f"{f['conv_per_s']:,.0f}",
+                    fmt_mb(f["peak_total_rss_mb"]),
+                    fmt_mb(f["peak_single_rss_mb"]),
+                    fmt_mb(f["peak_total_pss_mb"]),
+                    f"{f['other_cpu_cores']:.2f}",
+                ]
+            )
+    print_table(
+        f"FastChat clean_sharegpt.py (fschat 0.2.36), median of {repeats}",
+        [
+            "cores",
+            "seconds",
+            "conv/s",
+            "peak RSS total",
+            "peak RSS single",
+            "peak PSS total",
+            "other load (cores)",
+        ],
+        rows,
+    )
 
 
 def ratio_rows(results: dict[str, Any]) -> list[list[str]]:
@@ -587,10 +679,12 @@ def ratio_rows(results: dict[str, Any]) -> list[list[str]]:
             continue
         s, f = results[ours], results[theirs]
         cores = f["cores"]
-        rows.append([f"{cores} core(s): flow wall",
-                     f"{s['conv_per_s_flow'] / f['conv_per_s']:.2f}x"])
-        rows.append([f"{cores} core(s): command wall",
-                     f"{s['conv_per_s_command'] / f['conv_per_s']:.2f}x"])
+        rows.append(
+            [f"{cores} core(s): flow wall", f"{s['conv_per_s_flow'] / f['conv_per_s']:.2f}x"]
+        )
+        rows.append(
+            [f"{cores} core(s): command wall", f"{s['conv_per_s_command'] / f['conv_per_s']:.2f}x"]
+        )
     return rows
 
 
@@ -598,18 +692,22 @@ def print_report(results: dict[str, Any], info: InputInfo, repeats: int) -> None
     print_input(info)
     print(f"code: sftforge sources {results['code_fingerprint']}")
     if "code_fingerprint_after" in results:
-        print(f"WARNING: the sources changed during the benchmark (now "
-              f"{results['code_fingerprint_after']}): runs may have measured different code")
+        print(
+            f"WARNING: the sources changed during the benchmark (now "
+            f"{results['code_fingerprint_after']}): runs may have measured different code"
+        )
     print_sftforge("sftforge sharegpt_clean", results["sftforge"], repeats)
     if "sftforge_one_core" in results:
-        print_sftforge("sftforge sharegpt_clean under taskset -c 0", results["sftforge_one_core"],
-                       repeats)
+        print_sftforge(
+            "sftforge sharegpt_clean under taskset -c 0", results["sftforge_one_core"], repeats
+        )
     if "fastchat_all_cores" in results:
         print_fastchat(results, repeats)
     rows = ratio_rows(results)
     if rows:
-        print_table("ratio sftforge / FastChat conversations/s (same cores)",
-                    ["comparison", "ratio"], rows)
+        print_table(
+            "ratio sftforge / FastChat conversations/s (same cores)", ["comparison", "ratio"], rows
+        )
 
 
 # ---------------------------------------------------------------- main
@@ -620,17 +718,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=20000, help="records to generate")
     parser.add_argument("--repeats", type=int, default=3, help="runs per configuration")
-    parser.add_argument("--workers", type=int, default=cores,
-                        help="sftforge runner.workers; FastChat gets as many cores "
-                        f"(default {cores})")
-    parser.add_argument("--fastchat", action="store_true",
-                        help="also run FastChat's clean_sharegpt.py on the same input")
-    parser.add_argument("--fastchat-all-cores-only", action="store_true",
-                        help="with --fastchat: skip its one-core runs (long at 100,000)")
-    parser.add_argument("--one-core", action="store_true",
-                        help="also run sftforge with 1 worker under taskset -c 0")
-    parser.add_argument("--keep", type=Path,
-                        help="working directory to keep (inputs, outputs, logs)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=cores,
+        help=f"sftforge runner.workers; FastChat gets as many cores (default {cores})",
+    )
+    parser.add_argument(
+        "--fastchat",
+        action="store_true",
+        help="also run FastChat's clean_sharegpt.py on the same input",
+    )
+    parser.add_argument(
+        "--fastchat-all-cores-only",
+        action="store_true",
+        help="with --fastchat: skip its one-core runs (long at 100,000)",
+    )
+    parser.add_argument(
+        "--one-core", action="store_true", help="also run sftforge with 1 worker under taskset -c 0"
+    )
+    parser.add_argument(
+        "--keep", type=Path, help="working directory to keep (inputs, outputs, logs)"
+    )
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     if args.records < 1 or args.repeats < 1 or args.workers < 1:
@@ -646,26 +755,39 @@ def benchmark(args: argparse.Namespace, work: Path) -> tuple[dict[str, Any], Inp
     began = time.perf_counter()
     info = write_inputs(work, args.records, with_json_list=args.fastchat)
     print(f"generated {info.records} records in {time.perf_counter() - began:.1f} s", flush=True)
-    results: dict[str, Any] = {"records": args.records, "repeats": args.repeats,
-                               "cpu_count": os.cpu_count(), "input": asdict(info),
-                               "load_average_before": load_before,
-                               "code_fingerprint": code_before}
+    results: dict[str, Any] = {
+        "records": args.records,
+        "repeats": args.repeats,
+        "cpu_count": os.cpu_count(),
+        "input": asdict(info),
+        "load_average_before": load_before,
+        "code_fingerprint": code_before,
+    }
     results["input"]["answer_kb"] = info.answer_kb
     configs = [("sftforge", args.workers, False)]
     if args.one_core:
         configs.append(("sftforge_one_core", 1, True))
     # The local Prefect server is started once per machine and reused (a fixed cost of the
     # first run only): start it untimed, so every timed run is a next run, as a user's is.
-    subprocess.run([*sftforge_executable(), "server", "start"], cwd=ROOT, check=True,
-                   env=prefect_env(work / "prefect-home"), capture_output=True)
+    subprocess.run(
+        [*sftforge_executable(), "server", "start"],
+        cwd=ROOT,
+        check=True,
+        env=prefect_env(work / "prefect-home"),
+        capture_output=True,
+    )
     for label, workers, one_core in configs:
         runs = []
         for i in range(1, args.repeats + 1):
-            runs.append(run_sftforge(info.jsonl, work, label, i, workers, one_core,
-                                     args.keep is not None))
-            print(f"{label} run {i}: command {runs[-1].command_seconds:.1f} s, "
-                  f"flow {runs[-1].flow_seconds:.1f} s, other load "
-                  f"{runs[-1].other_cpu_cores:.2f} cores", flush=True)
+            runs.append(
+                run_sftforge(info.jsonl, work, label, i, workers, one_core, args.keep is not None)
+            )
+            print(
+                f"{label} run {i}: command {runs[-1].command_seconds:.1f} s, "
+                f"flow {runs[-1].flow_seconds:.1f} s, other load "
+                f"{runs[-1].other_cpu_cores:.2f} cores",
+                flush=True,
+            )
         results[label] = sftforge_summary(runs, args.records)
     if args.fastchat and info.json_list:
         python = ensure_fastchat_venv()
@@ -674,10 +796,14 @@ def benchmark(args: argparse.Namespace, work: Path) -> tuple[dict[str, Any], Inp
         for key, n in settings[: 1 if args.fastchat_all_cores_only else 2]:
             fruns = []
             for i in range(1, args.repeats + 1):
-                fruns.append(run_fastchat(python, info.json_list, work, n, i,
-                                          args.keep is not None))
-                print(f"FastChat {n} core(s) run {i}: {fruns[-1].seconds:.1f} s, other load "
-                      f"{fruns[-1].other_cpu_cores:.2f} cores", flush=True)
+                fruns.append(
+                    run_fastchat(python, info.json_list, work, n, i, args.keep is not None)
+                )
+                print(
+                    f"FastChat {n} core(s) run {i}: {fruns[-1].seconds:.1f} s, other load "
+                    f"{fruns[-1].other_cpu_cores:.2f} cores",
+                    flush=True,
+                )
             results[key] = fastchat_summary(fruns, info.fastchat_records, n)
     code_after = code_fingerprint()
     if code_after != code_before:
@@ -695,9 +821,15 @@ def main(argv: list[str] | None = None) -> int:
             results, info = benchmark(args, Path(tmp))
     results["load_average_after"] = os.getloadavg()
     print_report(results, info, args.repeats)
-    print("\nload average (1/5/15 min) before: {}, after: {} (other work on the machine skews "
-          "every figure)".format(*(", ".join(f"{x:.2f}" for x in results[k])
-                                   for k in ("load_average_before", "load_average_after"))))
+    print(
+        "\nload average (1/5/15 min) before: {}, after: {} (other work on the machine skews "
+        "every figure)".format(
+            *(
+                ", ".join(f"{x:.2f}" for x in results[k])
+                for k in ("load_average_before", "load_average_after")
+            )
+        )
+    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n")

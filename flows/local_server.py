@@ -203,8 +203,13 @@ def server_command(action: str) -> int:
         print(f"PREFECT_API_URL is set: runs use {configured} (the local server is not used)")
         return 0
     if action == "start":
+        from sftforge.flows.warm_client import start_warm_process, warm_wanted
+
+        env = dict(os.environ)  # the warm process's, as a run from this shell would send it
         url = use_local_server(lambda line: print(f"sftforge: {line}", file=sys.stderr))
         print(f"running at {url} (UI: {ui_url(url)})")
+        if warm_wanted(env):
+            start_warm_process(env)  # ready for the first run too
         return 0
     if action == "stop":
         print("stopped" if stop_server(state) else "not running")
@@ -220,7 +225,23 @@ def server_command(action: str) -> int:
         f"running at {info['url']} (UI: {ui_url(str(info['url']))}), pid {info['pid']}, "
         f"up {minutes:.0f} min, stops after {idle_minutes():.0f} min unused; log: {state.log}"
     )
+    print(_warm_status(state))
     return 0
+
+
+def _warm_status(state: ServerState) -> str:
+    from sftforge.flows.warm_client import warm_pid
+
+    pid = warm_pid(state)
+    if pid is None:
+        return "warm process: none (the next run starts one)"
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        rss = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))
+        memory = f", {int(rss) / 1024:.0f} MB resident"
+    except (OSError, StopIteration):
+        memory = ""
+    return f"warm process: pid {pid}{memory}, runs start in it; log: {state.warm_log}"
 
 
 def ui_command() -> int:

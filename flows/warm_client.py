@@ -64,15 +64,34 @@ def warm_key(env: Mapping[str, str]) -> str:
 
 
 def warm_eligible(argv: list[str], env: Mapping[str, str]) -> bool:
-    from sftforge.flows.local_server import configured_api_url
-
-    if not argv or argv[0] not in WARM_COMMANDS or env.get("SFTFORGE_WARM", "1") == "0":
-        return False
-    if sys.platform != "linux":  # fork beside threads' libraries, SO_PEERCRED
+    """Whether this command may be run by the warm process (see the module's docstring)."""
+    if not argv or argv[0] not in WARM_COMMANDS or not warm_wanted(env):
         return False
     if any(a.startswith("--verb") or a in ("-h", "--help") for a in argv[1:]):
         return False  # --verbose sets Prefect's logging up differently, at import
+    return not _prefect_settings_here()
+
+
+def warm_wanted(env: Mapping[str, str]) -> bool:
+    """Runs from this environment use a warm process: the local server, Linux (fork,
+    SO_PEERCRED), and SFTFORGE_WARM not 0."""
+    from sftforge.flows.local_server import configured_api_url
+
+    if env.get("SFTFORGE_WARM", "1") == "0" or sys.platform != "linux":
+        return False
     return env.get("SFTFORGE_LOCAL_SERVER", "1") != "0" and not configured_api_url()
+
+
+def _prefect_settings_here() -> bool:
+    """Prefect reads settings from `prefect.toml`, `.env` and `pyproject.toml`'s
+    [tool.prefect] in the working directory, once, at import: the warm process imported
+    Prefect elsewhere, so a command run where they are runs itself."""
+    if Path("prefect.toml").exists() or Path(".env").exists():
+        return True
+    try:
+        return "[tool.prefect" in Path("pyproject.toml").read_text(errors="replace")
+    except OSError:
+        return False
 
 
 def _receive_line(conn: socket.socket, buffer: bytearray) -> str | None:
@@ -175,16 +194,26 @@ def run_warm(argv: list[str], env: Mapping[str, str]) -> int | None:
     return 1
 
 
-def start_warm_process(env: Mapping[str, str]) -> None:
-    """Start a warm process for the next commands, unless one is serving already."""
+def warm_pid(state: ServerState) -> int | None:
+    """The pid of the warm process serving (or starting), which holds `warm.lock` and wrote
+    its pid in it; None when there is none."""
     import fcntl
 
-    state = ServerState(server_dir())
     with open(state.warm_lock, "a+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return  # one is serving (or starting)
+            lock.seek(0)
+            text = lock.read().strip()
+            return int(text) if text.isdigit() else 0  # 0: one starting, pid not written yet
+    return None
+
+
+def start_warm_process(env: Mapping[str, str]) -> None:
+    """Start a warm process for the next commands, unless one is serving already."""
+    state = ServerState(server_dir())
+    if warm_pid(state) is not None:
+        return
     with open(state.warm_log, "ab") as log:
         subprocess.Popen(
             [sys.executable, "-m", "sftforge.flows.warm_process"],

@@ -269,6 +269,9 @@ def main() -> int:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return 0  # another one serves
+    lock.truncate(0)
+    lock.write(f"{os.getpid()}\n")  # for `sftforge server status`
+    lock.flush()
     warm = WarmProcess(state, key)
     if not warm.server or not warm.fits():
         _log("no local server to serve runs of")

@@ -20,7 +20,7 @@ import pytest
 from sftforge.flows import warm_client
 from tests.cli_support import one_line
 from tests.conftest import REPO, load_generator
-from tests.ops.ops_support import SFTFORGE
+from tests.ops.ops_support import SFTFORGE, make_partitions, partition_files
 
 RECORDS, SHARD = 360, 30
 
@@ -152,7 +152,7 @@ def test_warm_key_follows_code_and_environment(tmp_path: Path, monkeypatch) -> N
     assert warm_client.warm_key(env) != key  # an edited module: a new warm process
 
 
-def test_warm_eligible_only_for_runs_on_the_local_server(monkeypatch) -> None:
+def test_warm_eligible_only_for_runs_on_the_local_server(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.setenv("PREFECT_PROFILES_PATH", "/nonexistent/profiles.toml")
     env: dict[str, str] = {}
@@ -162,6 +162,15 @@ def test_warm_eligible_only_for_runs_on_the_local_server(monkeypatch) -> None:
     assert not warm_client.warm_eligible(["run", "c.yaml", "--verbose"], env)
     assert not warm_client.warm_eligible(["run", "c.yaml"], {"SFTFORGE_WARM": "0"})
     assert not warm_client.warm_eligible(["run", "c.yaml"], {"SFTFORGE_LOCAL_SERVER": "0"})
+    # Prefect's settings files in the working directory are read at import: not warm.
+    monkeypatch.chdir(tmp_path)
+    assert warm_client.warm_eligible(["run", "c.yaml"], env)
+    (tmp_path / "pyproject.toml").write_text("[tool.prefect]\nlogging.level = 'DEBUG'\n")
+    assert not warm_client.warm_eligible(["run", "c.yaml"], env)
+    (tmp_path / "pyproject.toml").unlink()
+    (tmp_path / "prefect.toml").write_text("[logging]\nlevel = 'DEBUG'\n")
+    assert not warm_client.warm_eligible(["run", "c.yaml"], env)
+    (tmp_path / "prefect.toml").unlink()
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
     assert not warm_client.warm_eligible(["run", "c.yaml"], env)
 
@@ -233,6 +242,21 @@ def test_ctrl_c_and_sigkill_of_a_warm_run_then_reruns_match(
         assert _digests(out) == _digests(reference)
 
 
+def test_a_backfill_is_served_warm_too(home: dict[str, str], tmp_path: Path) -> None:
+    _wait_for_log(home, r"ready in")
+    outputs = []
+    for name, env in (("warm", home), ("itself", {**home, "SFTFORGE_WARM": "0"})):
+        recipe = make_partitions(tmp_path / name, days=[1, 2], records=40, shard_size=20)
+        served = len(re.findall(r"sftforge backfill", _warm_log(home)))
+        command = [SFTFORGE, "backfill", str(recipe), "--partitions", "all", "--parallel", "2"]
+        result = _run(command, env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        was_served = len(re.findall(r"sftforge backfill", _warm_log(home))) == served + 1
+        assert was_served == (name == "warm"), _warm_log(home)
+        outputs.append(partition_files(tmp_path / name / "out" / "partitions"))
+    assert outputs[0] and outputs[0] == outputs[1]
+
+
 def test_another_environment_is_never_served_by_a_stale_warm_process(
     home: dict[str, str], dump: Path, reference: Path, tmp_path: Path
 ) -> None:
@@ -251,13 +275,22 @@ def test_another_environment_is_never_served_by_a_stale_warm_process(
 
 def test_the_warm_process_goes_with_its_server(home: dict[str, str], reference: Path) -> None:
     pid = int(_wait_for_log(home, r"pid (\d+): ready in")[-1])
-    assert os.path.exists(f"/proc/{pid}")
+    status = _run([SFTFORGE, "server", "status"], home)
+    assert f"warm process: pid {pid}, " in status.stdout and "MB resident" in status.stdout
     stopped = _run([SFTFORGE, "server", "stop"], home)
     assert stopped.returncode == 0 and stopped.stdout.strip() == "stopped"
     assert _gone(pid, group=False), _warm_log(home)
     assert not (Path(home["SFTFORGE_HOME"]) / "server" / "warm.sock").exists()
     status = _run([SFTFORGE, "server", "status"], home)
     assert status.returncode == 3, status.stdout
+    # `sftforge server start` makes both ready, for the first run too.
+    ready = len(re.findall("ready in", _warm_log(home)))
+    assert _run([SFTFORGE, "server", "start"], home).returncode == 0
+    new_pid = int(_wait_for_log(home, r"pid (\d+): ready in", ready + 1)[-1])
+    assert (
+        new_pid != pid
+        and f"warm process: pid {new_pid}, " in _run([SFTFORGE, "server", "status"], home).stdout
+    )
 
 
 if sys.platform != "linux":  # fork, SO_PEERCRED and /proc: the warm process is Linux's
