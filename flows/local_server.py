@@ -206,9 +206,10 @@ def server_command(action: str) -> int:
         from sftforge.flows.warm_client import start_warm_process, warm_wanted
 
         env = dict(os.environ)  # the warm process's, as a run from this shell would send it
+        wanted = warm_wanted(env)  # before PREFECT_API_URL is set to the local server's
         url = use_local_server(lambda line: print(f"sftforge: {line}", file=sys.stderr))
         print(f"running at {url} (UI: {ui_url(url)})")
-        if warm_wanted(env):
+        if wanted:
             start_warm_process(env)  # ready for the first run too
         return 0
     if action == "stop":

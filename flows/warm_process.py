@@ -1,22 +1,17 @@
 """The warm process: sftforge with Prefect, pandas and pyarrow imported, forking one copy of
 itself per `sftforge run`/`backfill` command (the client side is warm_client.py).
 
-`python -m sftforge.flows.warm_process` (the first eligible command starts it, in its own
-session) takes `warm.lock` beside the local server's record, listens on `warm.sock`, and
-imports what a run imports. Per command it checks that the request's key matches its own
-(same interpreter, code and environment) and that the server it was started for still runs;
-then it forks. The fork takes the command's standard streams, directory, environment and
-arguments, and runs `sftforge.flows.cli.main` in its own process group. The warm process
-sends the client the fork's pid, then its exit code. If the client goes away (killed), it
-kills the fork's process group: the run and its workers, as killing a run in the
-foreground does.
+Started in its own session, it takes `warm.lock`, listens on `warm.sock` and imports what a
+run imports. Per command it checks the request's key against its own (interpreter, code,
+environment) and that its server still runs, then forks; the fork takes the command's
+streams, directory, environment and arguments and runs `cli.main` in its own process group.
+The client gets the fork's pid, then its exit code; if the client goes (killed), the fork's
+group is killed, workers included, as killing a run in the foreground does.
 
-It stops once it no longer fits: a request from another environment or code ("stale": the
-client runs the command itself and starts a new one), or its server is gone (stopped, idle,
-or its SFTFORGE_HOME deleted). It holds no hold on the server, so it never keeps it up.
-It stays until the runs it forked have ended, to report their exit codes.
+It stops taking runs on a request it does not fit ("stale": the client runs the command
+itself and starts a new one) or once its server is gone (stopped, idle, its SFTFORGE_HOME
+deleted), and exits when its runs have ended. It holds no hold on the server.
 """
-
 from __future__ import annotations
 
 import contextlib
@@ -68,7 +63,8 @@ class WarmProcess:
         self.server = state.read_info() or {}
         self.listener: socket.socket | None = None
         self.socket_inode = 0  # of the socket file it made (another may replace it)
-        self.runs: dict[int, socket.socket] = {}  # fork pid -> its client's connection
+        self.runs: dict[int, socket.socket | None] = {}  # fork pid -> its client
+        self.lock: IO[str] | None = None  # warm.lock, held while it lives (not by forks)
 
     def fits(self) -> bool:
         """Its server still runs: the record names the one it was started for."""
@@ -100,14 +96,15 @@ class WarmProcess:
             if self.listener is not None and not self.fits():
                 _log("its server is gone: stops taking runs")
                 self.close_listener()
-            watched = [*self.runs.values(), *([self.listener] if self.listener else [])]
+            clients = {conn: pid for pid, conn in self.runs.items() if conn is not None}
+            watched = [*clients, *([self.listener] if self.listener else [])]
             ready, _, _ = select.select(watched, [], [], POLL_SECONDS)
-            self.reap()
             for conn in ready:
                 if conn is self.listener:
                     self.accept()
                 else:
-                    self.client_gone(conn)
+                    self.client_gone(clients[conn], conn)
+            self.reap()
 
     def accept(self) -> None:
         assert self.listener is not None
@@ -188,14 +185,14 @@ class WarmProcess:
                 code = os.waitstatus_to_exitcode(status)
                 code = 128 - code if code < 0 else code  # killed by signal N: 128 + N
                 conn = self.runs.pop(pid)
-                self.reply(conn, f"exit {code}")
-                conn.close()
+                if conn is not None:
+                    self.reply(conn, f"exit {code}")
+                    conn.close()
                 _log(f"run {pid}: exit {code}")
 
-    def client_gone(self, conn: socket.socket) -> None:
+    def client_gone(self, pid: int, conn: socket.socket) -> None:
         """A client's connection became readable: it sends nothing after its request, so it
         closed (killed, or its terminal went). Its run goes with it."""
-        pid = next(p for p, c in self.runs.items() if c is conn)
         try:
             still_there = conn.recv(1, socket.MSG_PEEK) != b""
         except OSError:
@@ -204,6 +201,8 @@ class WarmProcess:
             conn.recv(4096)
             return
         _log(f"run {pid}: its command is gone: killing the run")
+        conn.close()
+        self.runs[pid] = None  # reaped later; nobody to tell its exit code
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
 
@@ -223,9 +222,9 @@ def run_command(warm: WarmProcess, conn: socket.socket, command: Command) -> NoR
     code = 1
     try:
         os.setpgid(0, 0)  # its own group: killed as one if the client goes
-        for sock in [warm.listener, conn, *warm.runs.values()]:
-            if sock is not None:
-                sock.close()
+        for held in [warm.listener, conn, *warm.runs.values(), warm.lock]:
+            if held is not None:
+                held.close()
         for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -273,6 +272,7 @@ def main() -> int:
     lock.write(f"{os.getpid()}\n")  # for `sftforge server status`
     lock.flush()
     warm = WarmProcess(state, key)
+    warm.lock = lock
     if not warm.server or not warm.fits():
         _log("no local server to serve runs of")
         return 0
