@@ -112,11 +112,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--recipe", default="configs/demo.yaml")
+    parser.add_argument("--modes", default=",".join(MODES), help="a comma-separated subset")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}")
     root = Path(tempfile.mkdtemp(prefix="sftforge-startup-"))
     try:
-        results = {m: measure(m, args.recipe, args.repeats, root) for m in MODES}
+        results = {m: measure(m, args.recipe, args.repeats, root) for m in args.modes.split(",")}
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"load average after: {os.getloadavg()}")
