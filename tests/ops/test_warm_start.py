@@ -155,6 +155,10 @@ def test_warm_key_follows_code_and_environment(tmp_path: Path, monkeypatch) -> N
 def test_warm_eligible_only_for_runs_on_the_local_server(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.setenv("PREFECT_PROFILES_PATH", "/nonexistent/profiles.toml")
+    # The `sftforge` command decides before importing Prefect; in this test process another
+    # test may have loaded Prefect's settings under the session's test harness, whose API
+    # URL would count as configured (configured_api_url), so hide them as the command has none.
+    monkeypatch.delitem(sys.modules, "prefect.settings", raising=False)
     env: dict[str, str] = {}
     assert warm_client.warm_eligible(["run", "c.yaml"], env)
     assert warm_client.warm_eligible(["backfill", "c.yaml"], env)
