@@ -14,13 +14,7 @@ import pytest
 from augment_support import SECRET_KEY, SFTFORGE, write_recipe
 from test_augment_resume import done_count, journal_rows, ok_requests
 
-from tests.conftest import REPO
-
-
-def _default_sigint() -> None:
-    # In the child: SIGINT at its default, as in a terminal (a test runner's worker, or a
-    # script's background job, may ignore it, and an ignored SIGINT is inherited).
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+from tests.ops.terminal_job import start_job
 
 
 def start(recipe: Path, base_url: str) -> subprocess.Popen[str]:
@@ -28,16 +22,7 @@ def start(recipe: Path, base_url: str) -> subprocess.Popen[str]:
 
     env = {**os.environ, "OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": SECRET_KEY}
     env["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
-    return subprocess.Popen(
-        [SFTFORGE, "run", str(recipe)],
-        cwd=REPO,
-        env=env,
-        start_new_session=True,  # a terminal's job: Ctrl-C reaches its whole process group
-        preexec_fn=_default_sigint,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_job([SFTFORGE, "run", str(recipe)], env)
 
 
 def journal_of(out: Path, proc: subprocess.Popen[str]) -> Path:

@@ -19,14 +19,9 @@ import pytest
 
 from tests.conftest import REPO, load_generator
 from tests.ops.ops_support import SFTFORGE
+from tests.ops.terminal_job import start_job
 
 STARTING = "starting the local Prefect server"
-
-
-def _default_sigint() -> None:
-    # In the child: SIGINT at its default, as in a terminal (a test runner's worker, or a
-    # script's background job, may ignore it, and an ignored SIGINT is inherited).
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture
@@ -51,16 +46,7 @@ def sftforge(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 
 def start_run(env: dict[str, str], data: Path, out: Path) -> subprocess.Popen[str]:
     command = [SFTFORGE, "run", "configs/sharegpt_clean.yaml", "--input", f"sharegpt={data}"]
-    return subprocess.Popen(
-        [*command, "--out", str(out)],
-        cwd=REPO,
-        env=env,
-        start_new_session=True,
-        preexec_fn=_default_sigint,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_job([*command, "--out", str(out)], env)
 
 
 def server_info(env: dict[str, str]) -> dict:
@@ -161,6 +147,24 @@ def test_prefect_api_url_wins(home) -> None:
     status = sftforge(home, "server", "status")
     assert status.returncode == 0
     assert "PREFECT_API_URL is set: runs use http://127.0.0.1:9/api" in status.stdout
+    assert not (Path(home["SFTFORGE_HOME"]) / "server" / "server.json").exists()
+
+
+def test_without_the_local_server_a_run_uses_prefects_temporary_one(home, tmp_path) -> None:
+    """SFTFORGE_LOCAL_SERVER=0: Prefect's own temporary server per run, even with a
+    PREFECT_HOME whose parents do not exist yet (it then never answered: exit 1 after 120 s)."""
+    home["SFTFORGE_LOCAL_SERVER"] = "0"
+    home["PREFECT_HOME"] = str(tmp_path / "not-yet" / "prefect")
+    data = tmp_path / "small.jsonl"
+    gen = load_generator()
+    gen.write_jsonl(data, gen.generate(20, seed=9))
+    run = sftforge(
+        home, "run", "configs/sharegpt_clean.yaml", "--input", f"sharegpt={data}",
+        "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert STARTING not in run.stderr and (tmp_path / "out" / "manifest.json").exists()
+    assert (tmp_path / "not-yet" / "prefect" / "prefect.db").exists()
     assert not (Path(home["SFTFORGE_HOME"]) / "server" / "server.json").exists()
 
 

@@ -6,41 +6,60 @@ stale process; the warm process goes with its server."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sftforge.flows import warm_client
 from tests.cli_support import one_line
 from tests.conftest import REPO, load_generator
 from tests.ops.ops_support import SFTFORGE, make_partitions, partition_files
+from tests.ops.terminal_job import (
+    gone,
+    group_members,
+    output_digests,
+    process_state,
+    sharegpt_clean_run,
+    start_job,
+)
 
 RECORDS, SHARD = 360, 30
 
 
-def _default_sigint() -> None:
-    # In the child: SIGINT at its default, as in a terminal (a test runner's worker may
-    # ignore it, and an ignored SIGINT is inherited).
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Its own SFTFORGE_HOME and PREFECT_HOME, no PREFECT_API_URL: the local server and the
-    warm process beside it, shared by this module's tests and stopped at the end."""
-    root = tmp_path_factory.mktemp("warm")
+def _own_home(root: Path) -> Iterator[dict[str, str]]:
+    """Its own SFTFORGE_HOME and PREFECT_HOME, no PREFECT_API_URL: a local server and the
+    warm process beside it, stopped at the end."""
     env = {**os.environ, "SFTFORGE_HOME": str(root / "home"), "PREFECT_HOME": str(root / "ph")}
     env.pop("PREFECT_API_URL", None)
     env.pop("SFTFORGE_WARM", None)
     yield env
     subprocess.run([SFTFORGE, "server", "stop"], env=env, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Shared by this module's tests (on one test worker), in whatever order they run."""
+    yield from _own_home(tmp_path_factory.mktemp("warm"))
+
+
+@pytest.fixture
+def new_home(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A machine's first run, or an environment of its own."""
+    yield from _own_home(tmp_path / "own")
+
+
+@pytest.fixture
+def ready(home: dict[str, str]) -> int:
+    """The module's warm process serving: `sftforge server start` starts the server and it
+    unless they run. The number of warm processes that got ready in `home` so far."""
+    assert _run([SFTFORGE, "server", "start"], home).returncode == 0
+    return len(_wait_for_log(home, r"ready in"))
 
 
 @pytest.fixture(scope="module")
@@ -52,38 +71,11 @@ def dump(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _command(dump: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        SFTFORGE,
-        "run",
-        "configs/sharegpt_clean.yaml",
-        "--input",
-        f"sharegpt={dump}",
-        "--out",
-        str(out),
-        "--set",
-        f"runner.shard_size={SHARD}",
-        "--set",
-        "runner.workers=2",
-        *extra,
-    ]
+    return sharegpt_clean_run(dump, out, SHARD, *extra)
 
 
 def _run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-
-
-def _start(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    # Its own process group, like a job in a terminal: killpg is what the terminal's Ctrl-C does.
-    return subprocess.Popen(
-        command,
-        cwd=REPO,
-        env=env,
-        start_new_session=True,
-        preexec_fn=_default_sigint,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _warm_log(env: dict[str, str]) -> str:
@@ -101,26 +93,6 @@ def _wait_for_log(env: dict[str, str], pattern: str, count: int = 1, timeout: fl
     raise AssertionError(f"no {count}× {pattern!r} in warm.log:\n{_warm_log(env)}")
 
 
-def _digests(out: Path) -> dict[str, str]:
-    files = [*out.glob("*.parquet"), *out.glob("export/**/*"), *out.glob("data/**/*")]
-    return {
-        str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(files)
-        if p.is_file()
-    }
-
-
-def _gone(pid: int, group: bool, wait: float = 10.0) -> bool:
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0) if group else os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def _served_runs(env: dict[str, str]) -> list[str]:
     return re.findall(r"run (\d+): sftforge run", _warm_log(env))
 
@@ -134,60 +106,16 @@ def reference(home: dict[str, str], dump: Path, tmp_path_factory: pytest.TempPat
     return out
 
 
-def test_warm_key_follows_code_and_environment(tmp_path: Path, monkeypatch) -> None:
-    package = tmp_path / "warmkeypkg"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "step.py").write_text("X = 1\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(warm_client, "_PACKAGES", ("warmkeypkg",))
-    env = {"HOME": "/home/u", "PWD": "/a", "_": "/usr/bin/sftforge"}
-    key = warm_client.warm_key(env)
-    # What differs between two shell commands and nothing reads at import: the same key.
-    assert warm_client.warm_key({**env, "PWD": "/b", "_": "/x", "SHLVL": "3"}) == key
-    assert warm_client.warm_key({**env, "PREFECT_LOGGING_LEVEL": "DEBUG"}) != key
-    assert warm_client.warm_key({**env, "HOME": "/home/v"}) != key
-    stat = (package / "step.py").stat()
-    os.utime(package / "step.py", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    assert warm_client.warm_key(env) != key  # an edited module: a new warm process
-
-
-def test_warm_eligible_only_for_runs_on_the_local_server(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    monkeypatch.setenv("PREFECT_PROFILES_PATH", "/nonexistent/profiles.toml")
-    # The `sftforge` command decides before importing Prefect; in this test process another
-    # test may have loaded Prefect's settings under the session's test harness, whose API
-    # URL would count as configured (configured_api_url), so hide them as the command has none.
-    monkeypatch.delitem(sys.modules, "prefect.settings", raising=False)
-    env: dict[str, str] = {}
-    assert warm_client.warm_eligible(["run", "c.yaml"], env)
-    assert warm_client.warm_eligible(["backfill", "c.yaml"], env)
-    assert not warm_client.warm_eligible(["validate", "c.yaml"], env)
-    assert not warm_client.warm_eligible(["run", "c.yaml", "--verbose"], env)
-    assert not warm_client.warm_eligible(["run", "c.yaml"], {"SFTFORGE_WARM": "0"})
-    assert not warm_client.warm_eligible(["run", "c.yaml"], {"SFTFORGE_LOCAL_SERVER": "0"})
-    # Prefect's settings files in the working directory are read at import: not warm.
-    monkeypatch.chdir(tmp_path)
-    assert warm_client.warm_eligible(["run", "c.yaml"], env)
-    (tmp_path / "pyproject.toml").write_text("[tool.prefect]\nlogging.level = 'DEBUG'\n")
-    assert not warm_client.warm_eligible(["run", "c.yaml"], env)
-    (tmp_path / "pyproject.toml").unlink()
-    (tmp_path / "prefect.toml").write_text("[logging]\nlevel = 'DEBUG'\n")
-    assert not warm_client.warm_eligible(["run", "c.yaml"], env)
-    (tmp_path / "prefect.toml").unlink()
-    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
-    assert not warm_client.warm_eligible(["run", "c.yaml"], env)
-
-
 def test_second_run_is_forked_warm_and_writes_the_same_bytes(
-    home: dict[str, str], dump: Path, reference: Path, tmp_path: Path
+    new_home: dict[str, str], dump: Path, reference: Path, tmp_path: Path
 ) -> None:
-    # The first run on the machine runs itself, then starts the warm process (in the
-    # background: SFTFORGE_WARM=0, as the reference ran, starts none).
+    # The first run on the machine starts the server, runs itself, then starts the warm
+    # process (in the background: SFTFORGE_WARM=0, as the reference ran, starts none).
+    home = new_home
     assert not _warm_log(home)
     first = _run(_command(dump, tmp_path / "first"), home)
     assert first.returncode == 0, first.stderr[-3000:]
-    assert _digests(tmp_path / "first") == _digests(reference)
+    assert output_digests(tmp_path / "first") == output_digests(reference)
     _wait_for_log(home, r"ready in")
     assert not _served_runs(home)
     result = _run(_command(dump, tmp_path / "warm"), home)
@@ -196,14 +124,14 @@ def test_second_run_is_forked_warm_and_writes_the_same_bytes(
     assert result.stderr.splitlines()[0].startswith("sftforge: run configs/sharegpt_clean.yaml")
     assert "Traceback" not in result.stderr
     assert "read" in result.stdout  # the summary table, on the command's own stdout
-    assert _digests(tmp_path / "warm") and _digests(tmp_path / "warm") == _digests(reference)
+    warm = output_digests(tmp_path / "warm")
+    assert warm and warm == output_digests(reference)
     _wait_for_log(home, r"run \d+: exit 0")
 
 
 def test_a_config_error_through_the_warm_process_is_one_line_exit_2(
-    home: dict[str, str], dump: Path, reference: Path, tmp_path: Path
+    home: dict[str, str], ready: int, dump: Path, reference: Path, tmp_path: Path
 ) -> None:
-    _wait_for_log(home, r"ready in")
     served = len(_served_runs(home))
     result = _run(_command(dump, tmp_path / "bad", "--set", "runner.shard_sise=5"), home)
     assert "shard_sise" in one_line(result, 2)
@@ -211,23 +139,18 @@ def test_a_config_error_through_the_warm_process_is_one_line_exit_2(
 
 
 def test_ctrl_c_and_sigkill_of_a_warm_run_then_reruns_match(
-    home: dict[str, str], dump: Path, reference: Path, tmp_path: Path
+    home: dict[str, str], ready: int, dump: Path, reference: Path, tmp_path: Path
 ) -> None:
-    _wait_for_log(home, r"ready in")
     for send in (signal.SIGINT, signal.SIGKILL):
         out = tmp_path / send.name
         served = len(_served_runs(home))
-        proc = _start(_command(dump, out), home)
+        proc = start_job(_command(dump, out), home)
         run_pid = int(_wait_for_log(home, r"run (\d+): sftforge run", served + 1)[-1])
-        state = out / ".sftforge" / "state" / "html_to_markdown"
-        deadline = time.monotonic() + 300
-        while not list(state.glob("part-*.json")) and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.02)
+        state = _first_html_shard(proc, out)
         began = time.monotonic()
         os.killpg(proc.pid, send)  # the terminal's Ctrl-C; or the command killed outright
         _, err = proc.communicate(timeout=120)
-        assert _gone(run_pid, group=True), f"the run's processes outlived {send.name}"
+        assert gone(run_pid, group=True), f"the run's processes outlived {send.name}"
         seconds = time.monotonic() - began
         if send == signal.SIGINT:
             assert proc.returncode == 130, err
@@ -243,11 +166,47 @@ def test_ctrl_c_and_sigkill_of_a_warm_run_then_reruns_match(
         assert len(list(state.glob("part-*.json"))) < RECORDS // SHARD
         rerun = _run(_command(dump, out), home)
         assert rerun.returncode == 0, rerun.stderr[-3000:]
-        assert _digests(out) == _digests(reference)
+        assert output_digests(out) == output_digests(reference)
 
 
-def test_a_backfill_is_served_warm_too(home: dict[str, str], tmp_path: Path) -> None:
-    _wait_for_log(home, r"ready in")
+def test_ctrl_z_stops_a_warm_run_and_fg_resumes_it(
+    home: dict[str, str], dump: Path, reference: Path, tmp_path: Path
+) -> None:
+    """The run is in a process group of its own, which the terminal's Ctrl-Z does not
+    reach: the command stops it with itself, and resumes it when the shell resumes the
+    command (`fg`); the run then ends as an uninterrupted one."""
+    out = tmp_path / "suspended"
+    served = len(_served_runs(home))
+    proc = start_job(_command(dump, out), home, own_session=False)
+    run_pid = int(_wait_for_log(home, r"run (\d+): sftforge run", served + 1)[-1])
+    state = _first_html_shard(proc, out)
+    os.killpg(proc.pid, signal.SIGTSTP)  # the terminal's Ctrl-Z
+    deadline = time.monotonic() + 10
+    while process_state(proc.pid) != "T" or process_state(run_pid) != "T":
+        assert time.monotonic() < deadline, (process_state(proc.pid), process_state(run_pid))
+        time.sleep(0.05)
+    assert {process_state(pid) for pid in group_members(run_pid)} == {"T"}
+    shards = len(list(state.glob("part-*.json")))
+    time.sleep(2)
+    assert len(list(state.glob("part-*.json"))) == shards, "the run went on while suspended"
+    os.killpg(proc.pid, signal.SIGCONT)  # the shell's `fg`
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert shards < RECORDS // SHARD, "the run finished before Ctrl-Z: make the input larger"
+    assert output_digests(out) == output_digests(reference)
+
+
+def _first_html_shard(proc: subprocess.Popen[str], out: Path) -> Path:
+    """Wait until the run wrote its first html_to_markdown shard; that stage's state folder."""
+    state = out / ".sftforge" / "state" / "html_to_markdown"
+    deadline = time.monotonic() + 300
+    while not list(state.glob("part-*.json")) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    return state
+
+
+def test_a_backfill_is_served_warm_too(home: dict[str, str], ready: int, tmp_path: Path) -> None:
     outputs = []
     for name, env in (("warm", home), ("itself", {**home, "SFTFORGE_WARM": "0"})):
         recipe = make_partitions(tmp_path / name, days=[1, 2], records=40, shard_size=20)
@@ -262,15 +221,17 @@ def test_a_backfill_is_served_warm_too(home: dict[str, str], tmp_path: Path) -> 
 
 
 def test_another_environment_is_never_served_by_a_stale_warm_process(
-    home: dict[str, str], dump: Path, reference: Path, tmp_path: Path
+    new_home: dict[str, str], dump: Path, reference: Path, tmp_path: Path
 ) -> None:
+    home = new_home
+    assert _run([SFTFORGE, "server", "start"], home).returncode == 0
     ready = len(_wait_for_log(home, r"ready in"))
     served = len(_served_runs(home))
     other = {**home, "SFTFORGE_TEST_MARK": "other"}
     result = _run(_command(dump, tmp_path / "other"), other)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "stale" in _warm_log(home) and len(_served_runs(home)) == served  # ran itself
-    assert _digests(tmp_path / "other") == _digests(reference)
+    assert output_digests(tmp_path / "other") == output_digests(reference)
     # It started a warm process of its own environment, which serves the next such command.
     _wait_for_log(home, r"ready in", ready + 1)
     again = _run(_command(dump, tmp_path / "other-2"), other)
@@ -285,7 +246,7 @@ def test_the_warm_process_goes_with_its_server(home: dict[str, str], reference: 
     ready = len(re.findall("ready in", _warm_log(home)))
     stopped = _run([SFTFORGE, "server", "stop"], home)
     assert stopped.returncode == 0 and stopped.stdout.strip() == "stopped"
-    assert _gone(pid, group=False), _warm_log(home)
+    assert gone(pid, group=False), _warm_log(home)
     assert not (Path(home["SFTFORGE_HOME"]) / "server" / "warm.sock").exists()
     status = _run([SFTFORGE, "server", "status"], home)
     assert status.returncode == 3, status.stdout
