@@ -19,7 +19,7 @@ demo: $(VENV)/.installed
 	$(BIN)/sftforge run configs/demo_selfee.yaml
 
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --durations=25
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
