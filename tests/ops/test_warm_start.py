@@ -170,7 +170,7 @@ def test_ctrl_c_and_sigkill_of_a_warm_run_then_reruns_match(
 
 
 def test_ctrl_z_stops_a_warm_run_and_fg_resumes_it(
-    home: dict[str, str], dump: Path, reference: Path, tmp_path: Path
+    home: dict[str, str], ready: int, dump: Path, reference: Path, tmp_path: Path
 ) -> None:
     """The run is in a process group of its own, which the terminal's Ctrl-Z does not
     reach: the command stops it with itself, and resumes it when the shell resumes the
