@@ -127,7 +127,8 @@ def configured_api_url() -> str | None:
         from prefect.settings import PREFECT_API_URL
 
         return PREFECT_API_URL.value() or None
-    path = Path(os.environ.get("PREFECT_PROFILES_PATH") or _prefect_home() / "profiles.toml")
+    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    path = Path(os.environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml")
     try:
         profiles = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError):
@@ -135,10 +136,6 @@ def configured_api_url() -> str | None:
     active = os.environ.get("PREFECT_PROFILE") or profiles.get("active", "ephemeral")
     url = profiles.get("profiles", {}).get(active, {}).get("PREFECT_API_URL")
     return str(url) if url else None
-
-
-def _prefect_home() -> Path:
-    return Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
 
 
 def use_local_server(announce: Callable[[str], None] = lambda line: None) -> str:
@@ -150,11 +147,7 @@ def use_local_server(announce: Callable[[str], None] = lambda line: None) -> str
     if configured:
         return configured
     if os.environ.get("SFTFORGE_LOCAL_SERVER", "1") == "0":
-        # Prefect's temporary server, started for this process and gone with it. It creates
-        # its database in PREFECT_HOME but not PREFECT_HOME's missing parents, and without
-        # them never answers: the run failed after the startup timeout (120 s).
-        _prefect_home().mkdir(parents=True, exist_ok=True)
-        return ""
+        return ""  # Prefect's temporary server, started for this process and gone with it
     state = ServerState(server_dir())
     hold_local_server(state)
     with open(state.start_lock, "a+") as lock:

@@ -211,6 +211,10 @@ def prefect_defaults(verbose: bool) -> None:
     # A first run creates the temporary server's database; on a busy two-core machine that
     # can take longer than Prefect's 20 s default, and the run would fail before it starts.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    # That database goes in PREFECT_HOME, whose missing parents Prefect does not create: its
+    # temporary server then never answered, and the run failed after that timeout.
+    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    home.mkdir(parents=True, exist_ok=True)
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
